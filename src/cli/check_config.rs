@@ -1,0 +1,19 @@
+//! `edgecam check-config FILE`: validate without running anything.
+
+use std::path::Path;
+
+use crate::config;
+
+/// Prints the verdict; returns the exit status (0 valid, 2 invalid).
+pub fn check_config(file: &Path) -> i32 {
+    match config::load(Some(file)) {
+        Ok(_) => {
+            println!("{}: OK", file.display());
+            0
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            super::EXIT_BAD_CONFIG
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! `edgecam probe`: what this machine offers and what "auto" would choose.
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::pipeline::encoder::{self, Availability, AUTO_ORDER};
+use crate::source::{self, v4l2};
+
+pub fn probe(config: &Config) -> Result<()> {
+    gst::init()?;
+    println!(
+        "edgecam {}  (GStreamer {})",
+        env!("CARGO_PKG_VERSION"),
+        gst::version_string()
+    );
+
+    println!("\nH.264 encoders (auto tries them in this order):");
+    for candidate in AUTO_ORDER {
+        match encoder::availability(candidate) {
+            Availability::Usable => println!("  {:<12} usable", candidate.element_name()),
+            Availability::Unusable(why) => {
+                println!("  {:<12} not usable: {why}", candidate.element_name())
+            }
+        }
+    }
+    match encoder::choose(config.encoder.kind, encoder::availability) {
+        Ok(choice) => println!(
+            "  → encoder.kind = {:?} runs {} ({})",
+            config.encoder.kind,
+            choice.encoder.element_name(),
+            choice.reason
+        ),
+        Err(err) => println!("  → {err}"),
+    }
+
+    println!("\nV4L2 capture devices:");
+    let devices = v4l2::capture_devices();
+    if devices.is_empty() {
+        println!("  none");
+    }
+    for device in &devices {
+        println!("  {:<14} {}", device.path, device.name);
+    }
+    match source::resolve(&config.camera, &devices) {
+        Ok(chosen) => println!(
+            "  → camera.source = {:?} uses the {}",
+            config.camera.source,
+            chosen.describe()
+        ),
+        Err(err) => println!("  → {err}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The typed configuration. Defaults live in `const DEFAULT_*` beside the
+//! types and must agree with the repository's `config.toml` (a unit test
+//! checks that the two never drift apart).
+
+use serde::Deserialize;
+
+pub const DEFAULT_WIDTH: u32 = 1280;
+pub const DEFAULT_HEIGHT: u32 = 720;
+pub const DEFAULT_FPS: u32 = 30;
+pub const DEFAULT_BITRATE_KBPS: u32 = 2000;
+pub const DEFAULT_KEYFRAME_INTERVAL: u32 = 30;
+pub const DEFAULT_RTSP_PORT: u16 = 8554;
+pub const DEFAULT_RTSP_PATH: &str = "/cam";
+pub const DEFAULT_SESSION_TIMEOUT_S: u32 = 60;
+pub const DEFAULT_CLEANUP_INTERVAL_S: u32 = 5;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub camera: CameraConfig,
+    pub encoder: EncoderConfig,
+    pub rtsp: RtspConfig,
+}
+
+/// Where frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The first V4L2 capture device, or the test pattern when there is none.
+    #[default]
+    Auto,
+    /// The synthetic test pattern with its latency stamp.
+    Test,
+    /// A V4L2 capture device; an error when none exists.
+    V4l2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraConfig {
+    pub source: SourceKind,
+    /// Empty means "the first capture device".
+    pub device: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            source: SourceKind::Auto,
+            device: String::new(),
+            width: DEFAULT_WIDTH,
+            height: DEFAULT_HEIGHT,
+            fps: DEFAULT_FPS,
+        }
+    }
+}
+
+/// Which H.264 encoder element runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncoderKind {
+    #[default]
+    Auto,
+    /// `v4l2h264enc`, the Raspberry Pi (2–4) hardware encoder.
+    V4l2,
+    /// `x264enc`, software.
+    X264,
+    /// `openh264enc`, software, constrained-baseline only.
+    Openh264,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum H264Profile {
+    /// Sent as `constrained-baseline`: what every decoder accepts.
+    #[default]
+    Baseline,
+    Main,
+    High,
+}
+
+impl H264Profile {
+    /// The profile name as it appears in GStreamer caps.
+    pub fn caps_name(self) -> &'static str {
+        match self {
+            H264Profile::Baseline => "constrained-baseline",
+            H264Profile::Main => "main",
+            H264Profile::High => "high",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncoderConfig {
+    pub kind: EncoderKind,
+    pub bitrate_kbps: u32,
+    /// Frames between keyframes.
+    pub keyframe_interval: u32,
+    pub profile: H264Profile,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        Self {
+            kind: EncoderKind::Auto,
+            bitrate_kbps: DEFAULT_BITRATE_KBPS,
+            keyframe_interval: DEFAULT_KEYFRAME_INTERVAL,
+            profile: H264Profile::Baseline,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtspConfig {
+    pub port: u16,
+    pub path: String,
+    pub session_timeout_s: u32,
+    pub cleanup_interval_s: u32,
+}
+
+impl Default for RtspConfig {
+    fn default() -> Self {
+        Self {
+            port: DEFAULT_RTSP_PORT,
+            path: DEFAULT_RTSP_PATH.to_owned(),
+            session_timeout_s: DEFAULT_SESSION_TIMEOUT_S,
+            cleanup_interval_s: DEFAULT_CLEANUP_INTERVAL_S,
+        }
+    }
+}

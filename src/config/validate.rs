@@ -1,0 +1,149 @@
+//! Range and consistency checks that the types alone cannot express. Each
+//! failure names the key path so the loader can point at the line.
+
+use super::schema::Config;
+
+/// One rule a value broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Dotted key path, e.g. `camera.width`.
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn check_range(
+    key: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<(), Invalid> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(Invalid {
+            key,
+            message: format!("{value} is out of range: must be {min}–{max}{unit}"),
+        })
+    }
+}
+
+fn check_even(key: &'static str, value: u32) -> Result<(), Invalid> {
+    if value % 2 == 0 {
+        Ok(())
+    } else {
+        Err(Invalid {
+            key,
+            message: format!("{value} is odd: H.264 uses 4:2:0 chroma, so sizes must be even"),
+        })
+    }
+}
+
+/// Checks every rule; returns the first one broken, in file order.
+pub fn validate(config: &Config) -> Result<(), Invalid> {
+    let camera = &config.camera;
+    check_range("camera.width", camera.width.into(), 160, 3840, " pixels")?;
+    check_even("camera.width", camera.width)?;
+    check_range("camera.height", camera.height.into(), 120, 2160, " pixels")?;
+    check_even("camera.height", camera.height)?;
+    check_range(
+        "camera.fps",
+        camera.fps.into(),
+        1,
+        120,
+        " frames per second",
+    )?;
+
+    let encoder = &config.encoder;
+    check_range(
+        "encoder.bitrate_kbps",
+        encoder.bitrate_kbps.into(),
+        100,
+        50_000,
+        " kbit/s",
+    )?;
+    check_range(
+        "encoder.keyframe_interval",
+        encoder.keyframe_interval.into(),
+        1,
+        600,
+        " frames",
+    )?;
+
+    let rtsp = &config.rtsp;
+    check_range("rtsp.port", rtsp.port.into(), 1, 65_535, "")?;
+    check_rtsp_path(&rtsp.path)?;
+    check_range(
+        "rtsp.session_timeout_s",
+        rtsp.session_timeout_s.into(),
+        5,
+        3600,
+        " s",
+    )?;
+    check_range(
+        "rtsp.cleanup_interval_s",
+        rtsp.cleanup_interval_s.into(),
+        1,
+        60,
+        " s",
+    )?;
+    Ok(())
+}
+
+/// A mount path must be a plain URL path: the players put it in a URL as is.
+fn check_rtsp_path(path: &str) -> Result<(), Invalid> {
+    let valid_char = |c: char| c.is_ascii_alphanumeric() || "-_./".contains(c);
+    if path.len() >= 2
+        && path.starts_with('/')
+        && !path.ends_with('/')
+        && path.chars().all(valid_char)
+    {
+        Ok(())
+    } else {
+        Err(Invalid {
+            key: "rtsp.path",
+            message: format!(
+                "{path:?} is not a valid mount path: it must start with '/', not end with '/', \
+                 and use only letters, digits, '-', '_', '.' and '/'"
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(validate(&Config::default()), Ok(()));
+    }
+
+    #[test]
+    fn odd_width_is_rejected() {
+        let mut config = Config::default();
+        config.camera.width = 641;
+        assert_eq!(validate(&config).unwrap_err().key, "camera.width");
+    }
+
+    #[test]
+    fn fps_bounds() {
+        let mut config = Config::default();
+        config.camera.fps = 0;
+        assert_eq!(validate(&config).unwrap_err().key, "camera.fps");
+        config.camera.fps = 120;
+        assert_eq!(validate(&config), Ok(()));
+        config.camera.fps = 121;
+        assert_eq!(validate(&config).unwrap_err().key, "camera.fps");
+    }
+
+    #[test]
+    fn rtsp_path_rules() {
+        for bad in ["cam", "/", "/cam/", "/c am", "/cam?x"] {
+            assert!(check_rtsp_path(bad).is_err(), "{bad} accepted");
+        }
+        for good in ["/cam", "/front/door", "/cam-1.h264"] {
+            assert_eq!(check_rtsp_path(good), Ok(()));
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Outputs: consumers of the camera's single encoded stream.
+
+pub mod rtsp;

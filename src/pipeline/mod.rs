@@ -1,0 +1,109 @@
+//! The data plane of one camera, top to bottom:
+//!
+//! ```text
+//! source bin (raw I420, frame ids) → queue → encoder → caps → h264parse → appsink
+//!                                                                           │
+//!                          StreamProducer fans the encoded stream out to ───┘
+//!                          every output (RTSP media, later HLS), never re-encoding
+//! ```
+
+pub mod encoder;
+pub mod inventory;
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+
+use crate::config::Config;
+use crate::source::{self, ResolvedSource};
+use encoder::Choice;
+
+/// One camera's running graph and the handle outputs subscribe to.
+pub struct CameraPipeline {
+    pub pipeline: gst::Pipeline,
+    /// Encoded H.264 (byte-stream, access units, SPS/PPS before every IDR).
+    pub producer: gst_utils::StreamProducer,
+}
+
+impl CameraPipeline {
+    pub fn build(config: &Config, source: &ResolvedSource, choice: &Choice) -> Result<Self> {
+        let pipeline = gst::Pipeline::with_name("camera");
+        // Outputs share this clock and base time (see output::rtsp); pin it
+        // so it is known before the pipeline first reaches PLAYING.
+        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        let source_bin = source::build(source, &config.camera)?;
+
+        // A frame the encoder cannot take in time is dropped here, at the
+        // source, rather than stalling capture and growing latency.
+        let queue = gst::ElementFactory::make("queue")
+            .name("encoder-queue")
+            .property("max-size-buffers", 2u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 0u64)
+            .property_from_str("leaky", "downstream")
+            .build()?;
+        let encoder = encoder::make(choice.encoder, &config.encoder)?;
+        let encoder_caps = gst::ElementFactory::make("capsfilter")
+            .name("encoder-caps")
+            .property(
+                "caps",
+                encoder::output_caps(choice.encoder, config.encoder.profile),
+            )
+            .build()?;
+        // config-interval=-1: SPS/PPS in front of every keyframe, so a viewer
+        // joining late can start decoding at the next one.
+        let parse = gst::ElementFactory::make("h264parse")
+            .property("config-interval", -1i32)
+            .build()
+            .context("h264parse (package gstreamer1.0-plugins-bad)")?;
+        let stream_caps = gst::ElementFactory::make("capsfilter")
+            .property(
+                "caps",
+                gst::Caps::builder("video/x-h264")
+                    .field("stream-format", "byte-stream")
+                    .field("alignment", "au")
+                    .build(),
+            )
+            .build()?;
+        let appsink = gst_app::AppSink::builder().name("encoded").build();
+
+        pipeline.add(&source_bin)?;
+        let chain = [
+            &queue,
+            &encoder,
+            &encoder_caps,
+            &parse,
+            &stream_caps,
+            appsink.upcast_ref(),
+        ];
+        pipeline.add_many(chain)?;
+        source_bin
+            .link(&queue)
+            .context("linking the source to the encoder")?;
+        gst::Element::link_many(chain).with_context(|| {
+            format!(
+                "linking {} (caps {})",
+                choice.encoder.element_name(),
+                encoder::output_caps(choice.encoder, config.encoder.profile)
+            )
+        })?;
+
+        // The live source paces the stream; the sink must not wait on the
+        // clock again (that would only add latency).
+        let producer = gst_utils::StreamProducer::with(
+            &appsink,
+            gst_utils::streamproducer::ProducerSettings { sync: false },
+        );
+        Ok(Self { pipeline, producer })
+    }
+
+    pub fn start(&self) -> Result<()> {
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .context("starting the camera pipeline (the bus has the cause)")?;
+        Ok(())
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

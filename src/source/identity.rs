@@ -1,0 +1,61 @@
+//! Frame identity: every raw frame leaving a source gets a monotonic frame id
+//! (the buffer offset) and its capture time (a reference-timestamp meta with
+//! caps `timestamp/x-unix`, nanoseconds since the Unix epoch). Encoders copy
+//! that meta to their output, so every output can say which frame it carries.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gst::prelude::*;
+
+/// Caps naming the wall-clock reference timestamps we attach.
+pub fn unix_time_caps() -> gst::Caps {
+    gst::Caps::new_empty_simple("timestamp/x-unix")
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn unix_time_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// What a source does to a frame once it has its identity (the test pattern
+/// burns the latency stamp into the picture).
+pub type FrameHook = Box<dyn Fn(&mut gst::BufferRef, u64, u64) + Send + Sync>;
+
+/// Tags every buffer passing `pad` with the next frame id and the capture
+/// time, then runs `hook` on it with (frame id, capture time in µs).
+pub fn tag_frames(pad: &gst::Pad, hook: Option<FrameHook>) {
+    let next_id = Arc::new(AtomicU64::new(0));
+    let caps = unix_time_caps();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_pad, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let frame_id = next_id.fetch_add(1, Ordering::Relaxed);
+        let captured_us = unix_time_us();
+        let buffer = buffer.make_mut();
+        buffer.set_offset(frame_id);
+        gst::ReferenceTimestampMeta::add(
+            buffer,
+            &caps,
+            gst::ClockTime::from_useconds(captured_us),
+            gst::ClockTime::NONE,
+        );
+        if let Some(hook) = &hook {
+            hook(buffer, frame_id, captured_us);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// The capture time a buffer carries, in µs since the Unix epoch.
+pub fn capture_time_us(buffer: &gst::BufferRef) -> Option<u64> {
+    let caps = unix_time_caps();
+    buffer
+        .iter_meta::<gst::ReferenceTimestampMeta>()
+        .find(|meta| meta.reference().can_intersect(&caps))
+        .map(|meta| meta.timestamp().useconds())
+}

@@ -1,0 +1,151 @@
+//! Where frames come from. Each source is a GStreamer bin with one `src` pad
+//! that delivers raw I420 video at the configured size and rate, every
+//! buffer tagged with its frame identity (see [`identity`]).
+
+pub mod identity;
+pub mod stamp;
+mod test_pattern;
+pub mod v4l2;
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::{CameraConfig, SourceKind};
+
+/// The source that will actually run, after "auto" has been decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvedSource {
+    TestPattern,
+    V4l2(v4l2::CaptureDevice),
+}
+
+impl ResolvedSource {
+    /// A short human name for logs and the probe report.
+    pub fn describe(&self) -> String {
+        match self {
+            ResolvedSource::TestPattern => "test pattern".to_owned(),
+            ResolvedSource::V4l2(device) => format!("V4L2 {} ({})", device.path, device.name),
+        }
+    }
+}
+
+/// Decides which source runs. `devices` is what discovery found, first first.
+pub fn resolve(camera: &CameraConfig, devices: &[v4l2::CaptureDevice]) -> Result<ResolvedSource> {
+    let wanted =
+        |device: &&v4l2::CaptureDevice| camera.device.is_empty() || device.path == camera.device;
+    match camera.source {
+        SourceKind::Test => Ok(ResolvedSource::TestPattern),
+        SourceKind::V4l2 => match devices.iter().find(wanted) {
+            Some(device) => Ok(ResolvedSource::V4l2(device.clone())),
+            None => bail!(
+                "camera.source = \"v4l2\" but {} (found: {})",
+                describe_wanted(&camera.device),
+                v4l2::describe_all(devices)
+            ),
+        },
+        SourceKind::Auto => match devices.iter().find(wanted) {
+            Some(device) => Ok(ResolvedSource::V4l2(device.clone())),
+            None => {
+                tracing::info!(
+                    "camera.source = \"auto\": {} (found: {}), using the test pattern",
+                    describe_wanted(&camera.device),
+                    v4l2::describe_all(devices)
+                );
+                Ok(ResolvedSource::TestPattern)
+            }
+        },
+    }
+}
+
+fn describe_wanted(device: &str) -> String {
+    if device.is_empty() {
+        "no V4L2 capture device exists".to_owned()
+    } else {
+        format!("the V4L2 capture device {device} does not exist")
+    }
+}
+
+/// Builds the source bin for `source` at the configured size and rate.
+pub fn build(source: &ResolvedSource, camera: &CameraConfig) -> Result<gst::Bin> {
+    let bin = match source {
+        ResolvedSource::TestPattern => test_pattern::build(camera),
+        ResolvedSource::V4l2(device) => v4l2::build(device, camera),
+    }
+    .with_context(|| format!("building the {} source", source.describe()))?;
+    Ok(bin)
+}
+
+/// Raw video caps every source delivers. I420 is pinned: left open, x264
+/// negotiated "High 4:4:4 Predictive", which browsers cannot decode.
+pub fn raw_caps(camera: &CameraConfig) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", camera.width as i32)
+        .field("height", camera.height as i32)
+        .field("framerate", gst::Fraction::new(camera.fps as i32, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+/// Wraps `elements` (already linked, last one's src pad is the output) in a
+/// bin with a ghost `src` pad.
+fn bin_with_output(name: &str, elements: &[gst::Element]) -> Result<gst::Bin> {
+    use gst::prelude::*;
+    let bin = gst::Bin::with_name(name);
+    bin.add_many(elements)?;
+    gst::Element::link_many(elements)?;
+    let last = elements
+        .last()
+        .context("a source bin needs at least one element")?;
+    let pad = last
+        .static_pad("src")
+        .context("last source element has no src pad")?;
+    let ghost = gst::GhostPad::builder_with_target(&pad)?
+        .name("src")
+        .build();
+    bin.add_pad(&ghost)?;
+    Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(path: &str) -> v4l2::CaptureDevice {
+        v4l2::CaptureDevice {
+            path: path.to_owned(),
+            name: "Cam".to_owned(),
+        }
+    }
+
+    #[test]
+    fn auto_without_devices_falls_back_to_test_pattern() {
+        let camera = CameraConfig::default();
+        assert_eq!(resolve(&camera, &[]).unwrap(), ResolvedSource::TestPattern);
+    }
+
+    #[test]
+    fn auto_takes_the_first_device() {
+        let camera = CameraConfig::default();
+        let found = [device("/dev/video0"), device("/dev/video2")];
+        assert_eq!(
+            resolve(&camera, &found).unwrap(),
+            ResolvedSource::V4l2(device("/dev/video0"))
+        );
+    }
+
+    #[test]
+    fn v4l2_with_missing_device_is_an_error_naming_it() {
+        let camera = CameraConfig {
+            source: SourceKind::V4l2,
+            device: "/dev/video9".to_owned(),
+            ..CameraConfig::default()
+        };
+        let err = resolve(&camera, &[device("/dev/video0")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/dev/video9") && err.contains("/dev/video0"),
+            "{err}"
+        );
+    }
+}

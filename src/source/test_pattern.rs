@@ -1,0 +1,75 @@
+//! The test source: moving colour bars, paced by the clock like a camera,
+//! with the latency stamp burnt into every frame.
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+use super::identity::{self, FrameHook};
+use super::stamp::{self, Stamp};
+use crate::config::CameraConfig;
+
+pub fn build(camera: &CameraConfig) -> Result<gst::Bin> {
+    let src = gst::ElementFactory::make("videotestsrc")
+        .name("testsrc")
+        // Live: frames come at the configured rate in real time, as from a
+        // camera, instead of as fast as the encoder takes them.
+        .property("is-live", true)
+        .property_from_str("pattern", "smpte")
+        // Scrolling bars give the encoder real motion to work on.
+        .property("horizontal-speed", 4i32)
+        .build()
+        .context("videotestsrc (package gstreamer1.0-plugins-base)")?;
+    let caps = gst::ElementFactory::make("capsfilter")
+        .name("testcaps")
+        .property("caps", super::raw_caps(camera))
+        .build()?;
+
+    let (width, height) = (camera.width as usize, camera.height as usize);
+    let hook: Option<FrameHook> = if stamp::fits(width, height) {
+        Some(Box::new(move |buffer, frame_id, captured_us| {
+            paint_stamp(
+                buffer,
+                width,
+                height,
+                Stamp {
+                    capture_time_us: captured_us,
+                    frame_id: frame_id as u32,
+                },
+            );
+        }))
+    } else {
+        tracing::warn!("{width}x{height} is too small for the latency stamp; frames go unstamped");
+        None
+    };
+    let pad = caps
+        .static_pad("src")
+        .context("capsfilter has no src pad")?;
+    identity::tag_frames(&pad, hook);
+
+    super::bin_with_output("source", &[src, caps])
+}
+
+fn paint_stamp(buffer: &mut gst::BufferRef, width: usize, height: usize, stamp: Stamp) {
+    let Ok(info) =
+        gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, width as u32, height as u32)
+            .build()
+    else {
+        return;
+    };
+    let Ok(mut frame) = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &info) else {
+        tracing::warn!("cannot map a test frame for writing; it goes unstamped");
+        return;
+    };
+    for plane in 0..3u32 {
+        let stride = frame.plane_stride()[plane as usize] as usize;
+        let Ok(data) = frame.plane_data_mut(plane) else {
+            continue;
+        };
+        if plane == 0 {
+            stamp::paint_luma(stamp, width, data, stride);
+        } else {
+            stamp::paint_chroma(width, data, stride);
+        }
+    }
+}
