@@ -1,0 +1,326 @@
+//! Shared helpers for the integration tests: start the real `edgecam`
+//! binary on free ports with a config written for the test, and talk to it
+//! with real clients (ffprobe, ffmpeg, gst-launch-1.0).
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use edgecam::source::identity::unix_time_us;
+use edgecam::source::stamp::{self, Stamp};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_edgecam");
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// What a test wants from the camera and encoder.
+#[derive(Clone)]
+pub struct Settings {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub keyframe_interval: u32,
+    pub encoder: &'static str,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            width: 640,
+            height: 360,
+            fps: 30,
+            keyframe_interval: 30,
+            encoder: "x264",
+        }
+    }
+}
+
+/// A running `edgecam run`; killed when dropped.
+pub struct Edgecam {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub settings: Settings,
+}
+
+impl Edgecam {
+    pub fn start(settings: Settings) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = format!(
+            "[camera]\nsource = \"test\"\nwidth = {}\nheight = {}\nfps = {}\n\n\
+             [encoder]\nkind = \"{}\"\nkeyframe_interval = {}\n\n[rtsp]\nport = {port}\n",
+            settings.width,
+            settings.height,
+            settings.fps,
+            settings.encoder,
+            settings.keyframe_interval
+        );
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        std::fs::create_dir(dir.path().join("dots")).expect("dot dir");
+        let log = std::fs::File::create(dir.path().join("edgecam.log")).expect("log file");
+        let child = Command::new(BIN)
+            .args(["--config", config_path.to_str().expect("utf-8 path"), "run"])
+            .env("GST_DEBUG_DUMP_DOT_DIR", dir.path().join("dots"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start edgecam");
+        let mut edgecam = Self {
+            child: Some(child),
+            dir,
+            port,
+            settings,
+        };
+        edgecam.wait_until_listening();
+        edgecam
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("edgecam exited early with {status}:\n{}", self.log());
+                }
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.log().contains("camera pipeline is playing")
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "edgecam did not start listening within 20 s:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("edgecam.log")).unwrap_or_default()
+    }
+
+    pub fn dot_dir(&self) -> PathBuf {
+        self.dir.path().join("dots")
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status();
+        assert!(
+            status.map(|s| s.success()).unwrap_or(false),
+            "kill -{name} failed"
+        );
+    }
+
+    /// Sends SIGTERM and waits (up to 10 s) for the exit.
+    pub fn terminate(mut self) -> (ExitStatus, Duration) {
+        self.signal("TERM");
+        let started = Instant::now();
+        let mut child = self.child.take().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return (status, started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!(
+                    "edgecam did not stop within 10 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Edgecam {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a command to completion, killing it after `limit`.
+pub fn run_for(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("client output")
+}
+
+/// ffprobe's view of the first video stream: key → value.
+pub fn probe_stream(url: &str, transport: &str) -> HashMap<String, String> {
+    let output = run_for(
+        Command::new("ffprobe").args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height,r_frame_rate,profile",
+            "-of",
+            "default=noprint_wrappers=1",
+            url,
+        ]),
+        Duration::from_secs(20),
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "ffprobe {transport} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Records `seconds` of the stream with `-c copy` into `file`.
+pub fn record(url: &str, transport: &str, seconds: u32, file: &Path) -> Output {
+    run_for(
+        Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                transport,
+                "-i",
+                url,
+                "-t",
+                &seconds.to_string(),
+                "-c",
+                "copy",
+                "-y",
+            ])
+            .arg(file),
+        Duration::from_secs(u64::from(seconds) + 20),
+    )
+}
+
+/// Decodes a file completely and counts its video frames.
+pub fn count_frames(file: &Path) -> u64 {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// A frame decoded by a client: when it arrived and the stamp it carries.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceivedFrame {
+    pub received_us: u64,
+    pub stamp: Option<Stamp>,
+}
+
+/// Plays the stream over RTSP/TCP with ffmpeg for `seconds`, decoding to
+/// grey frames on a pipe, and reads the latency stamp of each frame as it
+/// arrives. Decoder threading and output buffering are turned off: each
+/// would hold frames back and inflate the measured latency.
+pub fn receive_stamped_frames(
+    url: &str,
+    width: usize,
+    height: usize,
+    seconds: u32,
+) -> Vec<ReceivedFrame> {
+    let mut child = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-fflags",
+            "nobuffer",
+            "-flags",
+            "low_delay",
+            "-threads",
+            "1",
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+            "-an",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-flush_packets",
+            "1",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ffmpeg");
+    let mut stdout = child.stdout.take().expect("ffmpeg stdout");
+    let mut frames = Vec::new();
+    let mut luma = vec![0u8; width * height];
+    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 20);
+    while Instant::now() < deadline && stdout.read_exact(&mut luma).is_ok() {
+        let received_us = unix_time_us();
+        frames.push(ReceivedFrame {
+            received_us,
+            stamp: stamp::read(width, height, &luma, width),
+        });
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    frames
+}
+
+/// The p-th percentile (0–100) of sorted values.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let index = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[index]
+}

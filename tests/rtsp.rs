@@ -1,0 +1,141 @@
+//! RTSP, end to end: the real binary, real clients.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{count_frames, probe_stream, record, run_for, Edgecam, Settings};
+
+#[test]
+fn ffprobe_sees_the_configured_stream_over_tcp_and_udp() {
+    let edgecam = Edgecam::start(Settings {
+        width: 480,
+        height: 272,
+        fps: 25,
+        ..Settings::default()
+    });
+    for transport in ["tcp", "udp"] {
+        let stream = probe_stream(&edgecam.url(), transport);
+        assert_eq!(stream["codec_name"], "h264", "{transport}: {stream:?}");
+        assert_eq!(stream["width"], "480", "{transport}: {stream:?}");
+        assert_eq!(stream["height"], "272", "{transport}: {stream:?}");
+        assert_eq!(stream["r_frame_rate"], "25/1", "{transport}: {stream:?}");
+        assert_eq!(
+            stream["profile"], "Constrained Baseline",
+            "{transport}: {stream:?}"
+        );
+    }
+}
+
+#[test]
+fn a_five_second_recording_holds_five_seconds_of_frames() {
+    let edgecam = Edgecam::start(Settings::default());
+    let file = edgecam.dir.path().join("five-seconds.mkv");
+    let output = record(&edgecam.url(), "tcp", 5, &file);
+    assert!(
+        output.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let frames = count_frames(&file);
+    let expected = 5.0 * f64::from(edgecam.settings.fps);
+    println!("recorded {frames} frames in 5 s (expected {expected})");
+    assert!(
+        (frames as f64 - expected).abs() <= expected * 0.05,
+        "{frames} decoded frames, expected {expected} ± 5 %"
+    );
+}
+
+#[test]
+fn gst_launch_rtspsrc_decodes_100_frames() {
+    let edgecam = Edgecam::start(Settings::default());
+    let output = run_for(
+        Command::new("gst-launch-1.0").args([
+            "-q",
+            "rtspsrc",
+            &format!("location={}", edgecam.url()),
+            "latency=100",
+            "!",
+            "rtph264depay",
+            "!",
+            "avdec_h264",
+            "!",
+            "fakesink",
+            "num-buffers=100",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        output.status.success(),
+        "gst-launch did not decode 100 frames: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn ten_viewers_share_one_encoder() {
+    let edgecam = Edgecam::start(Settings::default());
+    let viewers: Vec<_> = (0..10)
+        .map(|i| {
+            let file = edgecam.dir.path().join(format!("viewer-{i}.mkv"));
+            let transport = if i % 2 == 0 { "tcp" } else { "udp" };
+            let url = edgecam.url();
+            let thread_file = file.clone();
+            let handle = std::thread::spawn(move || record(&url, transport, 6, &thread_file));
+            (file, handle)
+        })
+        .collect();
+
+    // While all ten play, ask the service to dump its running pipelines.
+    std::thread::sleep(Duration::from_secs(4));
+    edgecam.signal("USR1");
+    std::thread::sleep(Duration::from_millis(500));
+
+    for (i, (file, handle)) in viewers.into_iter().enumerate() {
+        let output = handle.join().expect("viewer thread");
+        assert!(
+            output.status.success(),
+            "viewer {i}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let frames = count_frames(&file);
+        assert!(frames > 100, "viewer {i} decoded only {frames} frames");
+    }
+
+    let log = edgecam.log();
+    assert!(
+        log.contains("clients=10"),
+        "the log never counted 10 viewers:\n{log}"
+    );
+    // The graph as GStreamer itself serialises it: one .dot file per
+    // pipeline in the process, each listing its elements by type.
+    let mut pipelines = 0;
+    let mut encoders = 0;
+    for entry in std::fs::read_dir(edgecam.dot_dir()).expect("dot dir") {
+        let dot = std::fs::read_to_string(entry.expect("entry").path()).expect("dot file");
+        pipelines += 1;
+        encoders += dot.matches("label=\"GstX264Enc").count();
+    }
+    assert_eq!(
+        pipelines, 2,
+        "expected the camera pipeline and one shared RTSP media"
+    );
+    assert_eq!(encoders, 1, "expected exactly one encoder for ten viewers");
+    assert!(log.contains("2 pipelines, 1 encoders in total"), "{log}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_within_two_seconds() {
+    let edgecam = Edgecam::start(Settings::default());
+    // With a viewer attached, so shutdown has a live session to end.
+    let url = edgecam.url();
+    let viewer = std::thread::spawn(move || probe_stream(&url, "tcp"));
+    std::thread::sleep(Duration::from_secs(1));
+    let (status, took) = edgecam.terminate();
+    let _ = viewer.join();
+    println!("stopped in {took:?}");
+    assert!(status.success(), "exit status {status}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
