@@ -16,9 +16,15 @@ use crate::config::RtspConfig;
 use crate::pipeline::inventory::Inventory;
 
 /// The media each viewer session plays. The appsrc is fed by the camera's
-/// StreamProducer; rtph264pay repeats SPS/PPS before every keyframe.
+/// StreamProducer, whose stream already carries SPS/PPS in front of every
+/// keyframe (h264parse config-interval=-1 in the camera pipeline).
+///
+/// rtph264pay keeps its default config-interval=0 on purpose: with -1 it
+/// inserts SPS/PPS before *each slice* of an IDR frame, and x264's
+/// zero-latency mode writes several slices per frame, so every keyframe was
+/// split in two and decoders reported corrupt frames until the next one.
 const MEDIA_LAUNCH: &str = "( appsrc name=videosrc \
-    ! rtph264pay name=pay0 pt=96 config-interval=-1 aggregate-mode=zero-latency )";
+    ! rtph264pay name=pay0 pt=96 aggregate-mode=zero-latency )";
 
 /// A running RTSP server; dropping it does not stop it, call [`RtspOutput::stop`].
 pub struct RtspOutput {

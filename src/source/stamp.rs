@@ -26,10 +26,14 @@ pub struct Stamp {
     pub frame_id: u32,
 }
 
-/// Cell edge in pixels for a picture `width` pixels wide: 1/64 of the width,
-/// even (so a cell covers whole 4:2:0 chroma samples), between 4 and 32.
+/// Cell edge in pixels for a picture `width` pixels wide: about 1/64 of the
+/// width, rounded down to a power of two between 8 and 32. Powers of two
+/// from 8 up align every cell with H.264's 8×8 transform blocks and, from
+/// 16 up, with its macroblocks: an encoder then codes each cell whole, never
+/// half of it (20-pixel cells came out as blends of two frames).
 pub fn cell_size(width: usize) -> usize {
-    ((width / 64) & !1).clamp(4, 32)
+    let target = (width / 64).clamp(8, 32);
+    1 << target.ilog2()
 }
 
 /// The 16-bit words in grid order.
@@ -193,10 +197,11 @@ mod tests {
     }
 
     #[test]
-    fn cell_size_is_even_and_bounded() {
-        assert_eq!(cell_size(160), 4);
-        assert_eq!(cell_size(1280), 20);
-        assert_eq!(cell_size(1920), 30);
+    fn cell_size_is_a_bounded_power_of_two() {
+        assert_eq!(cell_size(160), 8);
+        assert_eq!(cell_size(640), 8);
+        assert_eq!(cell_size(1280), 16);
+        assert_eq!(cell_size(1920), 16);
         assert_eq!(cell_size(3840), 32);
     }
 

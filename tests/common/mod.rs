@@ -274,31 +274,15 @@ pub fn receive_stamped_frames(
     height: usize,
     seconds: u32,
 ) -> Vec<ReceivedFrame> {
+    // The stream parameters are in the SDP, so ffmpeg need not probe; with
+    // `-fflags nobuffer` it would instead drop everything read while probing
+    // (the keyframe included) and start a keyframe interval late.
+    let args = format!(
+        "-v error -rtsp_transport tcp -probesize 32 -analyzeduration 0 -flags low_delay \
+         -threads 1 -i {url} -t {seconds} -an -f rawvideo -pix_fmt gray -flush_packets 1 -"
+    );
     let mut child = Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-fflags",
-            "nobuffer",
-            "-flags",
-            "low_delay",
-            "-threads",
-            "1",
-            "-i",
-            url,
-            "-t",
-            &seconds.to_string(),
-            "-an",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-flush_packets",
-            "1",
-            "-",
-        ])
+        .args(args.split_whitespace())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
