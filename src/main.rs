@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     init_logging();
     let status = match args.command {
         Command::CheckConfig { file } => cli::check_config::check_config(&file),
-        Command::Run => with_config(args.config, |config| cli::run::run(config)),
+        Command::Run => with_config(args.config, cli::run::run),
         Command::Probe => with_config(args.config, cli::probe::probe),
     };
     ExitCode::from(status as u8)

@@ -29,7 +29,7 @@ fn check_range(
 }
 
 fn check_even(key: &'static str, value: u32) -> Result<(), Invalid> {
-    if value % 2 == 0 {
+    if value.is_multiple_of(2) {
         Ok(())
     } else {
         Err(Invalid {

@@ -1,0 +1,62 @@
+# Installs what edgecam needs from the distribution's packages, only when it
+# is missing. Sourced by scripts/run and scripts/test; works on Debian 12,
+# Ubuntu and Raspberry Pi OS (as root, or through sudo).
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+APT_UPDATED=""
+
+# Building and running: the GStreamer libraries edgecam links, and the plugins
+# holding the elements it creates (videotestsrc, v4l2src, x264enc,
+# openh264enc, h264parse, rtph264pay).
+BUILD_PACKAGES=(
+  gcc libc6-dev pkg-config
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly
+)
+# Testing: the real clients the tests play the stream with.
+TEST_PACKAGES=(ffmpeg gstreamer1.0-tools gstreamer1.0-libav)
+
+apt_install() {
+  if [ -z "$APT_UPDATED" ]; then
+    $SUDO apt-get update -q
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "$@"
+}
+
+# Installs each named package that is not installed yet.
+need_packages() {
+  local missing=() package
+  for package in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$package")
+    fi
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "edgecam: installing ${missing[*]}" >&2
+    apt_install "${missing[@]}"
+  fi
+}
+
+# gstreamer-rs 0.25 needs Rust >= 1.92. Use the user's rustup toolchain when
+# there is one; otherwise Debian 12's rustc-web/cargo-web (kept current through
+# bookworm-security; 1.96 as of 2026-11) is a recent-enough Rust from packages.
+need_rust() {
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if cargo_is_recent; then return; fi
+  need_packages rustc-web cargo-web || true
+  if ! cargo_is_recent; then
+    echo "edgecam: Rust 1.92 or newer is needed and none could be installed from packages." >&2
+    echo "         Install it with rustup (https://rustup.rs) and run this again." >&2
+    exit 1
+  fi
+}
+
+cargo_is_recent() {
+  local version
+  version=$(cargo --version 2>/dev/null | awk '{print $2}') || return 1
+  [ -n "$version" ] || return 1
+  [ "$(printf '%s\n1.92.0\n' "$version" | sort -V | head -n1)" = "1.92.0" ]
+}
