@@ -264,34 +264,63 @@ pub struct ReceivedFrame {
     pub stamp: Option<Stamp>,
 }
 
-/// Plays the stream over RTSP/TCP with ffmpeg for `seconds`, decoding to
-/// grey frames on a pipe, and reads the latency stamp of each frame as it
-/// arrives. Decoder threading and output buffering are turned off: each
-/// would hold frames back and inflate the measured latency.
+/// A real player that decodes the stream to grey frames on its stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Player {
+    Ffmpeg,
+    GstLaunch,
+}
+
+impl Player {
+    /// The command line, RTSP over TCP, with decoder threading and output
+    /// buffering turned off: each would hold frames back and inflate the
+    /// measured latency.
+    fn command(self, url: &str, seconds: u32) -> Command {
+        let args = match self {
+            // The stream parameters are in the SDP, so ffmpeg need not probe;
+            // with `-fflags nobuffer` it would instead drop everything read
+            // while probing (the keyframe included) and start late.
+            Player::Ffmpeg => format!(
+                "-v error -rtsp_transport tcp -probesize 32 -analyzeduration 0 -flags low_delay \
+                 -threads 1 -i {url} -t {seconds} -an -f rawvideo -pix_fmt gray -flush_packets 1 -"
+            ),
+            Player::GstLaunch => format!(
+                "-q rtspsrc location={url} protocols=tcp latency=0 ! rtph264depay \
+                 ! avdec_h264 max-threads=1 ! videoconvert ! video/x-raw,format=GRAY8 \
+                 ! fdsink sync=false"
+            ),
+        };
+        let program = match self {
+            Player::Ffmpeg => "ffmpeg",
+            Player::GstLaunch => "gst-launch-1.0",
+        };
+        let mut command = Command::new(program);
+        command.args(args.split_whitespace());
+        command
+    }
+}
+
+/// Plays the stream with `player` for about `seconds` and reads the latency
+/// stamp of each frame as it arrives.
 pub fn receive_stamped_frames(
+    player: Player,
     url: &str,
     width: usize,
     height: usize,
     seconds: u32,
 ) -> Vec<ReceivedFrame> {
-    // The stream parameters are in the SDP, so ffmpeg need not probe; with
-    // `-fflags nobuffer` it would instead drop everything read while probing
-    // (the keyframe included) and start a keyframe interval late.
-    let args = format!(
-        "-v error -rtsp_transport tcp -probesize 32 -analyzeduration 0 -flags low_delay \
-         -threads 1 -i {url} -t {seconds} -an -f rawvideo -pix_fmt gray -flush_packets 1 -"
-    );
-    let mut child = Command::new("ffmpeg")
-        .args(args.split_whitespace())
+    let mut child = player
+        .command(url, seconds)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start ffmpeg");
-    let mut stdout = child.stdout.take().expect("ffmpeg stdout");
+        .expect("start the player");
+    let mut stdout = child.stdout.take().expect("player stdout");
     let mut frames = Vec::new();
     let mut luma = vec![0u8; width * height];
-    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 20);
-    while Instant::now() < deadline && stdout.read_exact(&mut luma).is_ok() {
+    let started = Instant::now();
+    let limit = Duration::from_secs(u64::from(seconds));
+    while started.elapsed() < limit && stdout.read_exact(&mut luma).is_ok() {
         let received_us = unix_time_us();
         frames.push(ReceivedFrame {
             received_us,
