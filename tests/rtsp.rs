@@ -29,6 +29,27 @@ fn ffprobe_sees_the_configured_stream_over_tcp_and_udp() {
 }
 
 #[test]
+fn the_configured_profile_and_encoder_reach_the_viewer() {
+    for (encoder, profile, expected) in [
+        ("x264", "high", "High"),
+        ("openh264", "baseline", "Constrained Baseline"),
+    ] {
+        let edgecam = Edgecam::start(Settings {
+            encoder,
+            profile,
+            ..Settings::default()
+        });
+        let stream = probe_stream(&edgecam.url(), "tcp");
+        assert_eq!(stream["profile"], expected, "{encoder}: {stream:?}");
+        assert!(
+            edgecam.log().contains(&format!("encoder: {encoder}enc")),
+            "{}",
+            edgecam.log()
+        );
+    }
+}
+
+#[test]
 fn a_five_second_recording_holds_five_seconds_of_frames() {
     let edgecam = Edgecam::start(Settings::default());
     let file = edgecam.dir.path().join("five-seconds.mkv");

@@ -157,6 +157,17 @@ pub fn output_caps(encoder: Encoder, profile: H264Profile) -> gst::Caps {
     caps.build()
 }
 
+/// x264 writes the smallest profile its tools need, not the one asked for:
+/// "ultrafast" turns CABAC and 8x8 transforms off, so its streams are always
+/// baseline. Main and high therefore use "superfast", the fastest preset
+/// with those tools (about a third more CPU, a better picture per bit).
+fn x264_speed_preset(profile: H264Profile) -> &'static str {
+    match profile {
+        H264Profile::Baseline => "ultrafast",
+        H264Profile::Main | H264Profile::High => "superfast",
+    }
+}
+
 /// Creates the encoder element configured from `config`.
 pub fn make(encoder: Encoder, config: &EncoderConfig) -> Result<gst::Element> {
     let name = encoder.element_name();
@@ -166,7 +177,7 @@ pub fn make(encoder: Encoder, config: &EncoderConfig) -> Result<gst::Element> {
             .property("bitrate", config.bitrate_kbps)
             .property("key-int-max", config.keyframe_interval)
             .property_from_str("tune", "zerolatency")
-            .property_from_str("speed-preset", "ultrafast")
+            .property_from_str("speed-preset", x264_speed_preset(config.profile))
             .build(),
         Encoder::Openh264 => builder
             .property("bitrate", config.bitrate_kbps.saturating_mul(1000))

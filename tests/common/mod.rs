@@ -29,6 +29,7 @@ pub struct Settings {
     pub fps: u32,
     pub keyframe_interval: u32,
     pub encoder: &'static str,
+    pub profile: &'static str,
 }
 
 impl Default for Settings {
@@ -39,6 +40,7 @@ impl Default for Settings {
             fps: 30,
             keyframe_interval: 30,
             encoder: "x264",
+            profile: "baseline",
         }
     }
 }
@@ -57,12 +59,14 @@ impl Edgecam {
         let port = free_port();
         let config = format!(
             "[camera]\nsource = \"test\"\nwidth = {}\nheight = {}\nfps = {}\n\n\
-             [encoder]\nkind = \"{}\"\nkeyframe_interval = {}\n\n[rtsp]\nport = {port}\n",
+             [encoder]\nkind = \"{}\"\nkeyframe_interval = {}\nprofile = \"{}\"\n\n\
+             [rtsp]\nport = {port}\n",
             settings.width,
             settings.height,
             settings.fps,
             settings.encoder,
-            settings.keyframe_interval
+            settings.keyframe_interval,
+            settings.profile
         );
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
