@@ -162,16 +162,25 @@ fn probe_reports_encoders_and_the_auto_choice() {
 }
 
 #[test]
-fn a_busy_rtsp_port_is_named_in_the_error() {
+fn busy_ports_are_named_in_the_error() {
     let taken = TcpListener::bind("0.0.0.0:0").expect("bind");
-    let port = taken.local_addr().expect("addr").port();
+    let busy = taken.local_addr().expect("addr").port();
+    let free = common::free_port();
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = write_config(
-        &dir,
-        &format!("[camera]\nsource = \"test\"\n[rtsp]\nport = {port}\n"),
-    );
-    let output = edgecam(&["--config", &path, "run"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("rtsp.port {port}")), "{stderr}");
+    for (config, needle) in [
+        (
+            format!("[rtsp]\nport = {busy}\n[http]\nbind = \"127.0.0.1:{free}\"\n"),
+            format!("rtsp.port {busy}"),
+        ),
+        (
+            format!("[rtsp]\nport = {free}\n[http]\nbind = \"0.0.0.0:{busy}\"\n"),
+            format!("http.bind 0.0.0.0:{busy}"),
+        ),
+    ] {
+        let path = write_config(&dir, &format!("[camera]\nsource = \"test\"\n{config}"));
+        let output = edgecam(&["--config", &path, "run"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&needle), "{needle}: {stderr}");
+    }
 }

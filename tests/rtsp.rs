@@ -132,19 +132,27 @@ fn ten_viewers_share_one_encoder() {
     );
     // The graph as GStreamer itself serialises it: one .dot file per
     // pipeline in the process, each listing its elements by type.
-    let mut pipelines = 0;
+    let mut pipelines = Vec::new();
     let mut encoders = 0;
     for entry in std::fs::read_dir(edgecam.dot_dir()).expect("dot dir") {
-        let dot = std::fs::read_to_string(entry.expect("entry").path()).expect("dot file");
-        pipelines += 1;
+        let path = entry.expect("entry").path();
+        let dot = std::fs::read_to_string(&path).expect("dot file");
+        pipelines.push(
+            path.file_stem()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+        );
         encoders += dot.matches("label=\"GstX264Enc").count();
     }
+    pipelines.sort();
     assert_eq!(
-        pipelines, 2,
-        "expected the camera pipeline and one shared RTSP media"
+        pipelines,
+        ["edgecam-camera", "edgecam-hls", "edgecam-rtsp-media-1"],
+        "expected the camera, HLS and one shared RTSP media pipeline"
     );
     assert_eq!(encoders, 1, "expected exactly one encoder for ten viewers");
-    assert!(log.contains("2 pipelines, 1 encoders in total"), "{log}");
+    assert!(log.contains("3 pipelines, 1 encoders in total"), "{log}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ BUILD_PACKAGES=(
   gstreamer1.0-plugins-ugly
 )
 # Testing: the real clients the tests play the stream with.
-TEST_PACKAGES=(ffmpeg gstreamer1.0-tools gstreamer1.0-libav)
+TEST_PACKAGES=(ffmpeg gstreamer1.0-tools gstreamer1.0-libav curl)
 
 apt_install() {
   if [ -z "$APT_UPDATED" ]; then

@@ -7,6 +7,8 @@ use gst::prelude::*;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
+use crate::http;
+use crate::output::hls::HlsOutput;
 use crate::output::rtsp::RtspOutput;
 use crate::pipeline::encoder;
 use crate::pipeline::inventory::Inventory;
@@ -15,6 +17,14 @@ use crate::source::{self, v4l2};
 
 pub fn run(config: &Config) -> Result<()> {
     gst::init().context("initialising GStreamer")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // Bound first: a busy port is reported before any pipeline starts.
+    let listener = runtime.block_on(http::bind(&config.http.bind))?;
+
     let devices = v4l2::capture_devices();
     let source = source::resolve(&config.camera, &devices)?;
     let choice = encoder::choose(config.encoder.kind, encoder::availability)?;
@@ -39,28 +49,71 @@ pub fn run(config: &Config) -> Result<()> {
         inventory.clone(),
     )?;
     pipeline.start()?;
-    print_urls(config);
+    let name = stream_name(&config.rtsp.path);
+    let hls = if config.hls.enabled {
+        Some(HlsOutput::start(
+            &config.hls,
+            &name,
+            &pipeline.pipeline,
+            &pipeline.producer,
+            &inventory,
+        )?)
+    } else {
+        None
+    };
+    print_urls(config, &name, hls.is_some());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let outcome = runtime.block_on(supervise(&pipeline, &inventory));
+    let state = http::AppState {
+        progress: pipeline.progress.clone(),
+        hls: hls
+            .as_ref()
+            .map(|hls| (hls.dir.path().to_owned(), hls.name.clone())),
+    };
+    let mut buses = vec![pipeline.pipeline.clone()];
+    buses.extend(hls.as_ref().map(|hls| hls.pipeline().clone()));
+    let outcome = runtime.block_on(async {
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(http::serve(listener, state, async {
+            let _ = http_stopped.await;
+        }));
+        let outcome = supervise(&pipeline.pipeline, &buses, &inventory).await;
+        let _ = stop_http.send(());
+        // Open HTTP connections get a moment to finish; shutdown must stay
+        // well under 2 s.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), server).await;
+        outcome
+    });
     tracing::info!(viewers = rtsp.client_count(), "stopping");
+    if let Some(hls) = &hls {
+        hls.stop();
+    }
     pipeline.stop();
     rtsp.stop();
     outcome
 }
 
-/// Waits for a stop signal or a fatal pipeline error; answers SIGUSR1 with
-/// the pipeline inventory.
-async fn supervise(pipeline: &CameraPipeline, inventory: &Inventory) -> Result<()> {
-    let mut bus = pipeline
-        .pipeline
-        .bus()
-        .context("camera pipeline has no bus")?
-        .stream();
+/// The name of the stream in HLS file names: the RTSP path without its
+/// slashes (`/cam` → `cam`, `/front/door` → `front-door`).
+pub fn stream_name(rtsp_path: &str) -> String {
+    rtsp_path.trim_start_matches('/').replace('/', "-")
+}
+
+/// Waits for a stop signal or a fatal error on any pipeline's bus; answers
+/// SIGUSR1 with the pipeline inventory.
+async fn supervise(
+    camera: &gst::Pipeline,
+    pipelines: &[gst::Pipeline],
+    inventory: &Inventory,
+) -> Result<()> {
+    let buses = pipelines
+        .iter()
+        .map(|p| {
+            p.bus()
+                .map(|bus| bus.stream())
+                .context("a pipeline has no bus")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut messages = futures_util::stream::select_all(buses);
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut user1 = signal(SignalKind::user_defined1())?;
@@ -69,9 +122,9 @@ async fn supervise(pipeline: &CameraPipeline, inventory: &Inventory) -> Result<(
             _ = interrupt.recv() => { tracing::info!("SIGINT received"); return Ok(()) }
             _ = terminate.recv() => { tracing::info!("SIGTERM received"); return Ok(()) }
             _ = user1.recv() => inventory.report(),
-            message = bus.next() => {
-                let message = message.ok_or_else(|| anyhow!("camera pipeline bus closed"))?;
-                handle_bus_message(&pipeline.pipeline, &message)?;
+            message = messages.next() => {
+                let message = message.ok_or_else(|| anyhow!("pipeline buses closed"))?;
+                handle_bus_message(camera, &message)?;
             }
         }
     }
@@ -79,7 +132,7 @@ async fn supervise(pipeline: &CameraPipeline, inventory: &Inventory) -> Result<(
 
 /// Logs what matters; a pipeline error or end of stream is fatal (for now:
 /// recovery arrives with the real-camera work).
-fn handle_bus_message(pipeline: &gst::Pipeline, message: &gst::Message) -> Result<()> {
+fn handle_bus_message(camera: &gst::Pipeline, message: &gst::Message) -> Result<()> {
     use gst::MessageView;
     let from = message
         .src()
@@ -91,12 +144,12 @@ fn handle_bus_message(pipeline: &gst::Pipeline, message: &gst::Message) -> Resul
             err.error(),
             err.debug().map(|d| d.to_string()).unwrap_or_default()
         )),
-        MessageView::Eos(_) => Err(anyhow!("the camera stream ended")),
+        MessageView::Eos(_) => Err(anyhow!("{from}: the stream ended")),
         MessageView::Warning(warning) => {
             tracing::warn!("{from}: {}", warning.error());
             Ok(())
         }
-        MessageView::StateChanged(change) if message.src() == Some(pipeline.upcast_ref()) => {
+        MessageView::StateChanged(change) if message.src() == Some(camera.upcast_ref()) => {
             if change.current() == gst::State::Playing {
                 tracing::info!("camera pipeline is playing");
             }
@@ -107,7 +160,7 @@ fn handle_bus_message(pipeline: &gst::Pipeline, message: &gst::Message) -> Resul
 }
 
 /// Tells the user where to point a player.
-fn print_urls(config: &Config) {
+fn print_urls(config: &Config, name: &str, hls: bool) {
     let mut hosts: Vec<String> = if_addrs::get_if_addrs()
         .unwrap_or_default()
         .into_iter()
@@ -117,11 +170,15 @@ fn print_urls(config: &Config) {
     if hosts.is_empty() {
         hosts.push("127.0.0.1".to_owned());
     }
+    let http_port = config.http.bind.rsplit(':').next().unwrap_or("8080");
     println!("edgecam is streaming. Open:");
     for host in hosts {
         println!(
             "  rtsp://{host}:{}{}   (VLC, ffplay, an NVR)",
             config.rtsp.port, config.rtsp.path
         );
+        if hls {
+            println!("  http://{host}:{http_port}/hls/{name}.m3u8   (HLS: Safari, VLC, hls.js)");
+        }
     }
 }

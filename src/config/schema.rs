@@ -13,6 +13,9 @@ pub const DEFAULT_RTSP_PORT: u16 = 8554;
 pub const DEFAULT_RTSP_PATH: &str = "/cam";
 pub const DEFAULT_SESSION_TIMEOUT_S: u32 = 60;
 pub const DEFAULT_CLEANUP_INTERVAL_S: u32 = 5;
+pub const DEFAULT_HTTP_BIND: &str = "0.0.0.0:8080";
+pub const DEFAULT_HLS_SEGMENT_S: u32 = 1;
+pub const DEFAULT_HLS_WINDOW: u32 = 6;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -21,6 +24,8 @@ pub struct Config {
     pub camera: CameraConfig,
     pub encoder: EncoderConfig,
     pub rtsp: RtspConfig,
+    pub http: HttpConfig,
+    pub hls: HlsConfig,
 }
 
 /// Where frames come from.
@@ -131,6 +136,43 @@ impl Default for RtspConfig {
             path: DEFAULT_RTSP_PATH.to_owned(),
             session_timeout_s: DEFAULT_SESSION_TIMEOUT_S,
             cleanup_interval_s: DEFAULT_CLEANUP_INTERVAL_S,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `IP:PORT`; checked by validation.
+    pub bind: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            bind: DEFAULT_HTTP_BIND.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HlsConfig {
+    pub enabled: bool,
+    pub segment_s: u32,
+    /// Segments listed in the playlist.
+    pub window: u32,
+    /// Empty means "a RAM-backed runtime directory" (see `output::hls`).
+    pub dir: String,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            segment_s: DEFAULT_HLS_SEGMENT_S,
+            window: DEFAULT_HLS_WINDOW,
+            dir: String::new(),
         }
     }
 }

@@ -136,7 +136,7 @@ fn feed_media_from(
         let media_pipeline = top_level(&element);
         media_pipeline.set_property("name", format!("rtsp-media-{number}"));
         if let Some(pipeline) = media_pipeline.downcast_ref::<gst::Pipeline>() {
-            share_timeline(&camera, pipeline);
+            crate::pipeline::share_timeline(&camera, pipeline);
             inventory.register(pipeline.upcast_ref());
         }
         let appsrc = element
@@ -171,23 +171,6 @@ fn top_level(element: &gst::Element) -> gst::Element {
         top = parent;
     }
     top
-}
-
-/// The producer hands buffers over with the camera pipeline's timestamps and
-/// segment, so their running time is the camera's. A media built seconds
-/// later has a later base time: its sinks would hold every buffer for those
-/// seconds and the appsrc would drop them all. Giving the media the camera's
-/// clock and base time (and no start time, so PLAYING keeps it) makes the
-/// running times agree: no re-timestamping, and the timeline stays
-/// continuous across medias.
-fn share_timeline(camera: &gst::Pipeline, media: &gst::Pipeline) {
-    if let Some(clock) = camera.clock() {
-        media.use_clock(Some(&clock));
-    }
-    media.set_start_time(gst::ClockTime::NONE);
-    if let Some(base_time) = camera.base_time() {
-        media.set_base_time(base_time);
-    }
 }
 
 /// Logs viewers coming and going with the current count, and applies the

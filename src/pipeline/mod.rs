@@ -9,6 +9,7 @@
 
 pub mod encoder;
 pub mod inventory;
+pub mod progress;
 
 use anyhow::{Context, Result};
 use gst::prelude::*;
@@ -22,6 +23,8 @@ pub struct CameraPipeline {
     pub pipeline: gst::Pipeline,
     /// Encoded H.264 (byte-stream, access units, SPS/PPS before every IDR).
     pub producer: gst_utils::StreamProducer,
+    /// Frames handed to the outputs.
+    pub progress: progress::FrameProgress,
 }
 
 impl CameraPipeline {
@@ -93,17 +96,50 @@ impl CameraPipeline {
             &appsink,
             gst_utils::streamproducer::ProducerSettings { sync: false },
         );
-        Ok(Self { pipeline, producer })
+        let progress = progress::FrameProgress::new();
+        if let Some(pad) = appsink.static_pad("sink") {
+            progress.watch(&pad);
+        }
+        Ok(Self {
+            pipeline,
+            producer,
+            progress,
+        })
     }
 
+    /// Starts the camera and waits (up to 5 s) until it runs, so its base
+    /// time is settled before outputs share it.
     pub fn start(&self) -> Result<()> {
         self.pipeline
             .set_state(gst::State::Playing)
             .context("starting the camera pipeline (the bus has the cause)")?;
+        let (result, state, _) = self.pipeline.state(gst::ClockTime::from_seconds(5));
+        result.context("the camera pipeline did not start (the bus has the cause)")?;
+        if state != gst::State::Playing {
+            anyhow::bail!("the camera pipeline did not reach PLAYING within 5 s (it is {state:?})");
+        }
         Ok(())
     }
 
     pub fn stop(&self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Makes an output pipeline run on the camera's timeline. The producer hands
+/// buffers over with the camera pipeline's timestamps and segment, so their
+/// running time is the camera's. An output pipeline built seconds later has
+/// a later base time: its sinks would hold every buffer for those seconds
+/// and the appsrc would drop them all. Giving the output the camera's
+/// clock and base time (and no start time, so PLAYING keeps it) makes the
+/// running times agree: no re-timestamping, and the timeline stays
+/// continuous across outputs and rebuilt medias.
+pub fn share_timeline(camera: &gst::Pipeline, output: &gst::Pipeline) {
+    if let Some(clock) = camera.clock() {
+        output.use_clock(Some(&clock));
+    }
+    output.set_start_time(gst::ClockTime::NONE);
+    if let Some(base_time) = camera.base_time() {
+        output.set_base_time(base_time);
     }
 }

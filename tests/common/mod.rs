@@ -30,6 +30,7 @@ pub struct Settings {
     pub keyframe_interval: u32,
     pub encoder: &'static str,
     pub profile: &'static str,
+    pub hls_window: u32,
 }
 
 impl Default for Settings {
@@ -41,6 +42,7 @@ impl Default for Settings {
             keyframe_interval: 30,
             encoder: "x264",
             profile: "baseline",
+            hls_window: 6,
         }
     }
 }
@@ -50,6 +52,7 @@ pub struct Edgecam {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub port: u16,
+    pub http_port: u16,
     pub settings: Settings,
 }
 
@@ -57,16 +60,20 @@ impl Edgecam {
     pub fn start(settings: Settings) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
+        let http_port = free_port();
         let config = format!(
             "[camera]\nsource = \"test\"\nwidth = {}\nheight = {}\nfps = {}\n\n\
              [encoder]\nkind = \"{}\"\nkeyframe_interval = {}\nprofile = \"{}\"\n\n\
-             [rtsp]\nport = {port}\n",
+             [rtsp]\nport = {port}\n\n[http]\nbind = \"127.0.0.1:{http_port}\"\n\n\
+             [hls]\ndir = \"{hls_dir}\"\nwindow = {window}\n",
             settings.width,
             settings.height,
             settings.fps,
             settings.encoder,
             settings.keyframe_interval,
-            settings.profile
+            settings.profile,
+            hls_dir = dir.path().join("hls").display(),
+            window = settings.hls_window,
         );
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -85,6 +92,7 @@ impl Edgecam {
             child: Some(child),
             dir,
             port,
+            http_port,
             settings,
         };
         edgecam.wait_until_listening();
@@ -114,6 +122,14 @@ impl Edgecam {
 
     pub fn url(&self) -> String {
         format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn hls_dir(&self) -> PathBuf {
+        self.dir.path().join("hls")
     }
 
     pub fn pid(&self) -> u32 {
@@ -273,6 +289,8 @@ pub struct ReceivedFrame {
 pub enum Player {
     Ffmpeg,
     GstLaunch,
+    /// ffmpeg reading an HLS playlist URL (from its default live position).
+    FfmpegHls,
 }
 
 impl Player {
@@ -288,6 +306,10 @@ impl Player {
                 "-v error -rtsp_transport tcp -probesize 32 -analyzeduration 0 -flags low_delay \
                  -threads 1 -i {url} -t {seconds} -an -f rawvideo -pix_fmt gray -flush_packets 1 -"
             ),
+            Player::FfmpegHls => format!(
+                "-v error -threads 1 -i {url} -t {seconds} -an -f rawvideo -pix_fmt gray \
+                 -flush_packets 1 -"
+            ),
             Player::GstLaunch => format!(
                 "-q rtspsrc location={url} protocols=tcp latency=0 ! rtph264depay \
                  ! avdec_h264 max-threads=1 ! videoconvert ! video/x-raw,format=GRAY8 \
@@ -295,7 +317,7 @@ impl Player {
             ),
         };
         let program = match self {
-            Player::Ffmpeg => "ffmpeg",
+            Player::Ffmpeg | Player::FfmpegHls => "ffmpeg",
             Player::GstLaunch => "gst-launch-1.0",
         };
         let mut command = Command::new(program);

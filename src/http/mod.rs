@@ -1,0 +1,53 @@
+//! The web server: HLS files and the health check (the dashboard, metrics
+//! and API arrive here too). It runs on the tokio runtime beside the rest.
+
+mod health;
+mod hls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use axum::routing::get;
+use axum::Router;
+
+use crate::pipeline::progress::FrameProgress;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct AppState {
+    pub progress: FrameProgress,
+    /// Where HLS files are, and the stream name; `None` when HLS is off.
+    pub hls: Option<(PathBuf, String)>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/hls/{file}", get(hls::file))
+        .with_state(state)
+}
+
+/// Binds `bind` (an `IP:PORT` already validated by the config), naming the
+/// address when it is busy.
+pub async fn bind(bind: &str) -> Result<tokio::net::TcpListener> {
+    let address: SocketAddr = bind
+        .parse()
+        .with_context(|| format!("http.bind {bind:?} is not IP:PORT"))?;
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("http.bind {bind} cannot be used"))
+}
+
+/// Serves until `shutdown` completes, then finishes open requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}
