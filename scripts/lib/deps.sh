@@ -16,7 +16,8 @@ BUILD_PACKAGES=(
   gstreamer1.0-plugins-ugly
 )
 # Testing: the real clients the tests play the stream with.
-TEST_PACKAGES=(ffmpeg gstreamer1.0-tools gstreamer1.0-libav curl)
+# promtool (package prometheus) checks the /metrics exposition.
+TEST_PACKAGES=(ffmpeg gstreamer1.0-tools gstreamer1.0-libav curl prometheus)
 
 apt_install() {
   if [ -z "$APT_UPDATED" ]; then

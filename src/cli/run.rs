@@ -8,6 +8,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
 use crate::http;
+use crate::metrics;
 use crate::output::hls::HlsOutput;
 use crate::output::rtsp::RtspOutput;
 use crate::pipeline::encoder;
@@ -42,11 +43,17 @@ pub fn run(config: &Config) -> Result<()> {
     let inventory = Inventory::default();
     let pipeline = CameraPipeline::build(config, &source, &choice)?;
     inventory.register(pipeline.pipeline.upcast_ref());
+    let clients = metrics::Clients {
+        // An HLS player re-reads the playlist about once a segment.
+        hls_recent: std::time::Duration::from_secs(u64::from(config.hls.segment_s * 3).max(5)),
+        ..metrics::Clients::default()
+    };
     let rtsp = RtspOutput::start(
         &config.rtsp,
         &pipeline.pipeline,
         pipeline.producer.clone(),
         inventory.clone(),
+        clients.rtsp.clone(),
     )?;
     pipeline.start()?;
     let name = stream_name(&config.rtsp.path);
@@ -63,11 +70,29 @@ pub fn run(config: &Config) -> Result<()> {
     };
     print_urls(config, &name, hls.is_some());
 
+    let hello = hello(
+        config,
+        &source,
+        &choice,
+        hls.is_some().then_some(name.as_str()),
+    );
+    let metrics = {
+        let _runtime = runtime.enter();
+        metrics::spawn(
+            config.metrics.rate_hz,
+            pipeline.counters.clone(),
+            pipeline.encoder_queue.clone(),
+            clients,
+            &hello,
+        )
+    };
     let state = http::AppState {
         progress: pipeline.progress.clone(),
         hls: hls
             .as_ref()
             .map(|hls| (hls.dir.path().to_owned(), hls.name.clone())),
+        metrics,
+        ws_stall: std::time::Duration::from_secs(config.metrics.ws_stall_s.into()),
     };
     let mut buses = vec![pipeline.pipeline.clone()];
     buses.extend(hls.as_ref().map(|hls| hls.pipeline().clone()));
@@ -90,6 +115,49 @@ pub fn run(config: &Config) -> Result<()> {
     pipeline.stop();
     rtsp.stop();
     outcome
+}
+
+/// The metrics WebSocket's first message.
+fn hello(
+    config: &Config,
+    source: &source::ResolvedSource,
+    choice: &encoder::Choice,
+    hls: Option<&str>,
+) -> metrics::Hello {
+    let camera = &config.camera;
+    let encoder = &config.encoder;
+    metrics::Hello {
+        kind: "hello",
+        schema: metrics::SCHEMA,
+        device: hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        version: env!("CARGO_PKG_VERSION"),
+        camera: serde_json::json!({
+            "source": source.describe(),
+            "width": camera.width,
+            "height": camera.height,
+            "fps": camera.fps,
+        }),
+        encoder: serde_json::json!({
+            "element": choice.encoder.element_name(),
+            "reason": choice.reason,
+            "bitrate_kbps": encoder.bitrate_kbps,
+            "keyframe_interval": encoder.keyframe_interval,
+            "profile": encoder.profile.caps_name(),
+        }),
+        outputs: serde_json::json!({
+            "rtsp": { "port": config.rtsp.port, "path": config.rtsp.path },
+            "hls": hls.map(|name| serde_json::json!({
+                "playlist": format!("/hls/{name}.m3u8"),
+                "segment_s": config.hls.segment_s,
+                "window": config.hls.window,
+            })),
+            "metrics_ws": "/api/metrics/ws",
+            "prometheus": "/metrics",
+        }),
+        sample_rate_hz: config.metrics.rate_hz,
+    }
 }
 
 /// The name of the stream in HLS file names: the RTSP path without its

@@ -16,6 +16,8 @@ pub const DEFAULT_CLEANUP_INTERVAL_S: u32 = 5;
 pub const DEFAULT_HTTP_BIND: &str = "0.0.0.0:8080";
 pub const DEFAULT_HLS_SEGMENT_S: u32 = 1;
 pub const DEFAULT_HLS_WINDOW: u32 = 6;
+pub const DEFAULT_METRICS_RATE_HZ: u32 = 10;
+pub const DEFAULT_WS_STALL_S: u32 = 5;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -26,6 +28,7 @@ pub struct Config {
     pub rtsp: RtspConfig,
     pub http: HttpConfig,
     pub hls: HlsConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// Where frames come from.
@@ -173,6 +176,22 @@ impl Default for HlsConfig {
             segment_s: DEFAULT_HLS_SEGMENT_S,
             window: DEFAULT_HLS_WINDOW,
             dir: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub rate_hz: u32,
+    pub ws_stall_s: u32,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            rate_hz: DEFAULT_METRICS_RATE_HZ,
+            ws_stall_s: DEFAULT_WS_STALL_S,
         }
     }
 }

@@ -2,7 +2,9 @@
 //! Only plain file names with our two extensions are served, so a request
 //! can never name a file outside the directory.
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -29,7 +31,11 @@ fn kind(file: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
-pub async fn file(State(state): State<AppState>, Path(file): Path<String>) -> Response {
+pub async fn file(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(file): Path<String>,
+) -> Response {
     let Some((dir, _name)) = &state.hls else {
         return (
             StatusCode::NOT_FOUND,
@@ -40,6 +46,9 @@ pub async fn file(State(state): State<AppState>, Path(file): Path<String>) -> Re
     let Some((mime, cache)) = kind(&file) else {
         return (StatusCode::NOT_FOUND, "no such file\n").into_response();
     };
+    if file.ends_with(".m3u8") {
+        state.metrics.clients.hls.saw(client.ip());
+    }
     match tokio::fs::read(dir.join(&file)).await {
         Ok(bytes) => (
             [

@@ -3,6 +3,8 @@
 
 mod health;
 mod hls;
+mod metrics;
+mod ws;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,6 +14,7 @@ use anyhow::{Context, Result};
 use axum::routing::get;
 use axum::Router;
 
+use crate::metrics::Metrics;
 use crate::pipeline::progress::FrameProgress;
 
 /// What the handlers read.
@@ -20,12 +23,17 @@ pub struct AppState {
     pub progress: FrameProgress,
     /// Where HLS files are, and the stream name; `None` when HLS is off.
     pub hls: Option<(PathBuf, String)>,
+    pub metrics: Metrics,
+    /// A metrics WebSocket client that takes nothing for this long is dropped.
+    pub ws_stall: std::time::Duration,
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/hls/{file}", get(hls::file))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/metrics/ws", get(ws::metrics_ws))
         .with_state(state)
 }
 
@@ -46,7 +54,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router(state))
+    // Client addresses let HLS count its viewers.
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")

@@ -42,6 +42,7 @@ impl RtspOutput {
         camera: &gst::Pipeline,
         producer: gst_utils::StreamProducer,
         inventory: Inventory,
+        clients: Arc<AtomicUsize>,
     ) -> Result<Self> {
         // gst-rtsp-server reports a busy port only as "failed to attach main
         // context"; check first so the message names the port.
@@ -50,7 +51,6 @@ impl RtspOutput {
 
         let server = gst_rtsp_server::RTSPServer::new();
         server.set_service(&config.port.to_string());
-        let clients = Arc::new(AtomicUsize::new(0));
         track_clients(&server, clients.clone(), config.session_timeout_s);
 
         let factory = gst_rtsp_server::RTSPMediaFactory::new();

@@ -25,6 +25,11 @@ pub struct CameraPipeline {
     pub producer: gst_utils::StreamProducer,
     /// Frames handed to the outputs.
     pub progress: progress::FrameProgress,
+    /// Counters for the metrics, kept by probes along the chain.
+    pub counters: crate::metrics::counters::StreamCounters,
+    /// The queue in front of the encoder (its fill level separates late
+    /// frames from dropped ones).
+    pub encoder_queue: gst::Element,
 }
 
 impl CameraPipeline {
@@ -97,13 +102,23 @@ impl CameraPipeline {
             gst_utils::streamproducer::ProducerSettings { sync: false },
         );
         let progress = progress::FrameProgress::new();
+        let counters = crate::metrics::counters::StreamCounters::default();
+        if let Some(pad) = source_bin.static_pad("src") {
+            counters.watch_capture(&pad);
+        }
+        if let Some(pad) = encoder.static_pad("sink") {
+            counters.watch_encoder_input(&pad);
+        }
         if let Some(pad) = appsink.static_pad("sink") {
             progress.watch(&pad);
+            counters.watch_encoded(&pad);
         }
         Ok(Self {
             pipeline,
             producer,
             progress,
+            counters,
+            encoder_queue: queue,
         })
     }
 

@@ -1,7 +1,10 @@
 //! Frame identity: every raw frame leaving a source gets a monotonic frame id
-//! (the buffer offset) and its capture time (a reference-timestamp meta with
-//! caps `timestamp/x-unix`, nanoseconds since the Unix epoch). Encoders copy
-//! that meta to their output, so every output can say which frame it carries.
+//! and its capture time, each as a reference-timestamp meta: caps
+//! `timestamp/x-unix` carry nanoseconds since the Unix epoch, caps
+//! `timestamp/x-edgecam-frame` carry the frame id (in the nanoseconds field).
+//! Encoders copy these metas to their output (buffer offsets they do not
+//! keep), so every output can say which frame it carries and when it was
+//! captured.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,6 +15,11 @@ use gst::prelude::*;
 /// Caps naming the wall-clock reference timestamps we attach.
 pub fn unix_time_caps() -> gst::Caps {
     gst::Caps::new_empty_simple("timestamp/x-unix")
+}
+
+/// Caps naming the frame-id "timestamps" we attach.
+pub fn frame_id_caps() -> gst::Caps {
+    gst::Caps::new_empty_simple("timestamp/x-edgecam-frame")
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -30,6 +38,7 @@ pub type FrameHook = Box<dyn Fn(&mut gst::BufferRef, u64, u64) + Send + Sync>;
 pub fn tag_frames(pad: &gst::Pad, hook: Option<FrameHook>) {
     let next_id = Arc::new(AtomicU64::new(0));
     let caps = unix_time_caps();
+    let id_caps = frame_id_caps();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_pad, info| {
         let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
             return gst::PadProbeReturn::Ok;
@@ -44,6 +53,12 @@ pub fn tag_frames(pad: &gst::Pad, hook: Option<FrameHook>) {
             gst::ClockTime::from_useconds(captured_us),
             gst::ClockTime::NONE,
         );
+        gst::ReferenceTimestampMeta::add(
+            buffer,
+            &id_caps,
+            gst::ClockTime::from_nseconds(frame_id),
+            gst::ClockTime::NONE,
+        );
         if let Some(hook) = &hook {
             hook(buffer, frame_id, captured_us);
         }
@@ -51,11 +66,20 @@ pub fn tag_frames(pad: &gst::Pad, hook: Option<FrameHook>) {
     });
 }
 
-/// The capture time a buffer carries, in µs since the Unix epoch.
-pub fn capture_time_us(buffer: &gst::BufferRef) -> Option<u64> {
-    let caps = unix_time_caps();
+/// The reference timestamp with `caps` that a buffer carries.
+fn reference(buffer: &gst::BufferRef, caps: &gst::Caps) -> Option<gst::ClockTime> {
     buffer
         .iter_meta::<gst::ReferenceTimestampMeta>()
-        .find(|meta| meta.reference().can_intersect(&caps))
-        .map(|meta| meta.timestamp().useconds())
+        .find(|meta| meta.reference().can_intersect(caps))
+        .map(|meta| meta.timestamp())
+}
+
+/// The capture time a buffer carries, in µs since the Unix epoch.
+pub fn capture_time_us(buffer: &gst::BufferRef) -> Option<u64> {
+    reference(buffer, &unix_time_caps()).map(|t| t.useconds())
+}
+
+/// The frame id a buffer carries.
+pub fn frame_id(buffer: &gst::BufferRef) -> Option<u64> {
+    reference(buffer, &frame_id_caps()).map(|t| t.nseconds())
 }

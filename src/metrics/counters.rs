@@ -1,0 +1,95 @@
+//! Counters kept by pad probes in the data path: cheap atomic adds on the
+//! streaming threads, read by the sampler.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use gst::prelude::*;
+
+use crate::source::identity;
+
+#[derive(Clone, Default)]
+pub struct StreamCounters {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    captured_frames: AtomicU64,
+    encoder_input_frames: AtomicU64,
+    encoded_frames: AtomicU64,
+    encoded_bytes: AtomicU64,
+    last_frame_id: AtomicU64,
+    /// Sum and count of capture→encode latencies (µs) since the start.
+    latency_sum_us: AtomicU64,
+    latency_count: AtomicU64,
+}
+
+/// A consistent-enough reading of every counter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterValues {
+    pub captured_frames: u64,
+    pub encoder_input_frames: u64,
+    pub encoded_frames: u64,
+    pub encoded_bytes: u64,
+    pub last_frame_id: u64,
+    pub latency_sum_us: u64,
+    pub latency_count: u64,
+}
+
+impl StreamCounters {
+    /// Counts raw frames leaving the source.
+    pub fn watch_capture(&self, pad: &gst::Pad) {
+        let inner = self.inner.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            inner.captured_frames.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    /// Counts raw frames the encoder accepts (the rest were dropped on the
+    /// way because it fell behind).
+    pub fn watch_encoder_input(&self, pad: &gst::Pad) {
+        let inner = self.inner.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            inner.encoder_input_frames.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    /// Counts encoded frames and bytes handed to the outputs, with the frame
+    /// id and capture→encode latency from the frame's identity.
+    pub fn watch_encoded(&self, pad: &gst::Pad) {
+        let inner = self.inner.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+                inner.encoded_frames.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .encoded_bytes
+                    .fetch_add(buffer.size() as u64, Ordering::Relaxed);
+                if let Some(frame_id) = identity::frame_id(buffer) {
+                    inner.last_frame_id.store(frame_id, Ordering::Relaxed);
+                }
+                if let Some(captured) = identity::capture_time_us(buffer) {
+                    let latency = identity::unix_time_us().saturating_sub(captured);
+                    inner.latency_sum_us.fetch_add(latency, Ordering::Relaxed);
+                    inner.latency_count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+
+    pub fn read(&self) -> CounterValues {
+        let i = &self.inner;
+        CounterValues {
+            captured_frames: i.captured_frames.load(Ordering::Relaxed),
+            encoder_input_frames: i.encoder_input_frames.load(Ordering::Relaxed),
+            encoded_frames: i.encoded_frames.load(Ordering::Relaxed),
+            encoded_bytes: i.encoded_bytes.load(Ordering::Relaxed),
+            last_frame_id: i.last_frame_id.load(Ordering::Relaxed),
+            latency_sum_us: i.latency_sum_us.load(Ordering::Relaxed),
+            latency_count: i.latency_count.load(Ordering::Relaxed),
+        }
+    }
+}

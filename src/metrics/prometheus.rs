@@ -1,0 +1,187 @@
+//! `/metrics` in the Prometheus text format, from the latest sample: the
+//! same numbers the WebSocket carries, as counters and gauges.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::Sample;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutputLabel {
+    output: String,
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let metric: Counter = Counter::default();
+    metric.inc_by(value);
+    registry.register(name, help, metric);
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: Option<f64>) {
+    if let Some(value) = value {
+        let metric = Gauge::<f64, AtomicU64>::default();
+        metric.set(value);
+        registry.register(name, help, metric);
+    }
+}
+
+/// Renders one scrape. A registry per scrape keeps this stateless: the
+/// sampler owns the numbers, this only formats them.
+pub fn render(sample: &Sample) -> String {
+    let mut registry = Registry::with_prefix("edgecam");
+    counter(
+        &mut registry,
+        "captured_frames",
+        "Frames delivered by the camera source",
+        sample.captured_frames_total,
+    );
+    counter(
+        &mut registry,
+        "encoded_frames",
+        "Frames encoded and handed to the outputs",
+        sample.encoded_frames_total,
+    );
+    counter(
+        &mut registry,
+        "encoded_bytes",
+        "Bytes of encoded H.264 handed to the outputs",
+        sample.encoded_bytes_total,
+    );
+    counter(
+        &mut registry,
+        "dropped_frames",
+        "Frames dropped before the encoder because it fell behind",
+        sample.dropped_frames,
+    );
+    gauge(
+        &mut registry,
+        "last_frame_id",
+        "Id of the last frame handed to the outputs",
+        Some(sample.frame_id as f64),
+    );
+    gauge(
+        &mut registry,
+        "capture_fps",
+        "Frames per second from the source, last second",
+        Some(sample.capture_fps),
+    );
+    gauge(
+        &mut registry,
+        "encoded_fps",
+        "Frames per second out of the encoder, last second",
+        Some(sample.encoded_fps),
+    );
+    gauge(
+        &mut registry,
+        "bitrate_kbps",
+        "Encoded bitrate in kbit/s, last second",
+        Some(sample.bitrate_kbps),
+    );
+    gauge(
+        &mut registry,
+        "capture_to_encode_seconds",
+        "Mean capture to encoded latency, last second",
+        sample.capture_to_encode_ms.map(|ms| ms / 1000.0),
+    );
+    gauge(
+        &mut registry,
+        "process_cpu_percent",
+        "CPU used by edgecam, percent of one core",
+        sample.cpu_percent,
+    );
+    gauge(
+        &mut registry,
+        "process_resident_memory_bytes",
+        "Resident memory of edgecam",
+        sample.rss_bytes.map(|b| b as f64),
+    );
+    gauge(
+        &mut registry,
+        "soc_temperature_celsius",
+        "SoC temperature",
+        sample.soc_temp_c,
+    );
+    gauge(
+        &mut registry,
+        "throttled",
+        "Raspberry Pi firmware get_throttled bits",
+        sample.throttling.map(|t| f64::from(t.raw)),
+    );
+    gauge(
+        &mut registry,
+        "uptime_seconds",
+        "Seconds since edgecam started",
+        Some(sample.uptime_s),
+    );
+    let clients = Family::<OutputLabel, Gauge>::default();
+    for (output, count) in [
+        ("rtsp", sample.clients.rtsp),
+        ("hls", sample.clients.hls),
+        ("ws", sample.clients.ws),
+    ] {
+        clients
+            .get_or_create(&OutputLabel {
+                output: output.to_owned(),
+            })
+            .set(count as i64);
+    }
+    registry.register("clients", "Viewers connected, per output", clients);
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut text, &registry);
+    to_text_format(&text)
+}
+
+/// prometheus-client writes OpenMetrics, where a counter's HELP and TYPE
+/// name it without `_total` and the body ends with `# EOF`. The classic
+/// text format (what Prometheus scrapes as text/plain and what `promtool
+/// check metrics` checks) names the counter's sample itself. Same numbers,
+/// other spelling.
+fn to_text_format(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines().filter(|line| *line != "# EOF") {
+        let header = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find(|p| line.starts_with(p));
+        match header {
+            Some(prefix) => {
+                let rest = &line[prefix.len()..];
+                let name = rest.split(' ').next().unwrap_or_default();
+                if counters.contains(&name) {
+                    text.push_str(&format!("{prefix}{name}_total{}", &rest[name.len()..]));
+                } else {
+                    text.push_str(line);
+                }
+            }
+            None => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_text_format;
+
+    #[test]
+    fn counters_are_named_by_their_samples() {
+        let open = "# HELP a_frames Frames.\n# TYPE a_frames counter\na_frames_total 3\n\
+                    # HELP a_fps Rate.\n# TYPE a_fps gauge\na_fps 30.0\n# EOF\n";
+        assert_eq!(
+            to_text_format(open),
+            "# HELP a_frames_total Frames.\n# TYPE a_frames_total counter\na_frames_total 3\n\
+             # HELP a_fps Rate.\n# TYPE a_fps gauge\na_fps 30.0\n"
+        );
+    }
+}

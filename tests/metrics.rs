@@ -1,0 +1,245 @@
+//! The metrics WebSocket, `/metrics` and their behaviour under load, with
+//! real clients (tungstenite, curl, promtool) against the real binary.
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Edgecam, Settings};
+use serde_json::Value;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// Every field docs/metrics.md documents for a sample.
+const SAMPLE_FIELDS: &[&str] = &[
+    "type",
+    "schema",
+    "timestamp_ms",
+    "frame_id",
+    "capture_fps",
+    "encoded_fps",
+    "bitrate_kbps",
+    "dropped_frames",
+    "capture_to_encode_ms",
+    "clients",
+    "cpu_percent",
+    "rss_bytes",
+    "soc_temp_c",
+    "throttling",
+    "uptime_s",
+    "captured_frames_total",
+    "encoded_frames_total",
+    "encoded_bytes_total",
+];
+
+fn connect(edgecam: &Edgecam) -> Socket {
+    let url = format!("ws://127.0.0.1:{}/api/metrics/ws", edgecam.http_port);
+    let (socket, _) = tungstenite::connect(url).expect("WebSocket connect");
+    if let MaybeTlsStream::Plain(stream) = socket.get_ref() {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    }
+    socket
+}
+
+/// The next JSON text message (pings are answered by tungstenite itself).
+fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        match socket.read().expect("WebSocket read") {
+            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
+            _ => continue,
+        }
+    }
+}
+
+fn samples_for(socket: &mut Socket, duration: Duration) -> Vec<Value> {
+    let until = Instant::now() + duration;
+    let mut samples = Vec::new();
+    while Instant::now() < until {
+        samples.push(next_json(socket));
+    }
+    samples
+}
+
+#[test]
+fn websocket_sends_hello_then_samples_at_the_configured_rate() {
+    let edgecam = Edgecam::start(Settings::default());
+    let mut socket = connect(&edgecam);
+    let hello = next_json(&mut socket);
+    assert_eq!(hello["type"], "hello", "{hello}");
+    assert_eq!(hello["schema"], 1);
+    assert_eq!(hello["camera"]["width"], 640);
+    assert_eq!(hello["encoder"]["element"], "x264enc");
+    assert_eq!(hello["outputs"]["hls"]["playlist"], "/hls/cam.m3u8");
+    assert_eq!(hello["sample_rate_hz"], 10);
+    for field in ["device", "version", "outputs"] {
+        assert!(!hello[field].is_null(), "hello lacks {field}: {hello}");
+    }
+
+    // Let the one-second rate window fill, then take 5 s of samples.
+    samples_for(&mut socket, Duration::from_secs(1));
+    let samples = samples_for(&mut socket, Duration::from_secs(5));
+    let rate = samples.len() as f64 / 5.0;
+    println!("metrics WebSocket: {rate:.1} samples/s (configured 10)");
+    assert!((8.5..=11.5).contains(&rate), "{rate} samples per second");
+    for sample in &samples {
+        assert_eq!(sample["type"], "sample");
+        for field in SAMPLE_FIELDS {
+            assert!(
+                sample.get(field).is_some(),
+                "sample lacks {field}: {sample}"
+            );
+        }
+        let fps = sample["capture_fps"].as_f64().expect("capture_fps");
+        assert!((27.0..=33.0).contains(&fps), "capture_fps {fps}");
+        let fps = sample["encoded_fps"].as_f64().expect("encoded_fps");
+        assert!((27.0..=33.0).contains(&fps), "encoded_fps {fps}");
+        assert!(
+            sample["bitrate_kbps"].as_f64().expect("bitrate") > 10.0,
+            "{sample}"
+        );
+        assert!(
+            sample["rss_bytes"].as_u64().expect("rss") > 1_000_000,
+            "{sample}"
+        );
+        assert_eq!(sample["clients"]["ws"], 1, "{sample}");
+        let latency = sample["capture_to_encode_ms"].as_f64().expect("latency");
+        assert!(
+            (0.0..500.0).contains(&latency),
+            "capture_to_encode_ms {latency}"
+        );
+    }
+    let ids: Vec<u64> = samples
+        .iter()
+        .map(|s| s["frame_id"].as_u64().expect("frame_id"))
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] > w[0]),
+        "frame ids not increasing: {ids:?}"
+    );
+    let times: Vec<u64> = samples
+        .iter()
+        .map(|s| s["timestamp_ms"].as_u64().expect("ts"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[1] > w[0]),
+        "timestamps not increasing"
+    );
+}
+
+#[test]
+fn fifty_clients_and_one_that_never_reads() {
+    let edgecam = Edgecam::start(Settings::default());
+    // The one that never reads: it completes the handshake and then holds
+    // the socket without taking a byte.
+    let stalled = connect(&edgecam);
+    let readers: Vec<_> = (0..49)
+        .map(|_| {
+            let mut socket = connect(&edgecam);
+            std::thread::spawn(move || {
+                next_json(&mut socket); // hello
+                samples_for(&mut socket, Duration::from_secs(8))
+            })
+        })
+        .collect();
+    let results: Vec<Vec<Value>> = readers
+        .into_iter()
+        .map(|r| r.join().expect("reader"))
+        .collect();
+
+    let mut worst = f64::MAX;
+    for samples in &results {
+        let first = samples.first().expect("samples")["timestamp_ms"]
+            .as_u64()
+            .expect("ts");
+        let last = samples.last().expect("samples")["timestamp_ms"]
+            .as_u64()
+            .expect("ts");
+        let expected = (last - first) as f64 / 100.0 + 1.0;
+        worst = worst.min(samples.len() as f64 / expected);
+    }
+    let rates: Vec<f64> = results.iter().map(|s| s.len() as f64 / 8.0).collect();
+    let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+    println!(
+        "50 WebSocket clients (one never reading): readers got {mean:.1} samples/s on average, \
+         the worst {:.1} % of the samples sent",
+        worst * 100.0
+    );
+    assert!(
+        worst >= 0.95,
+        "a reader got only {:.1} % of samples",
+        worst * 100.0
+    );
+
+    let all: Vec<&Value> = results.iter().flatten().collect();
+    let min_fps = all
+        .iter()
+        .filter_map(|s| s["encoded_fps"].as_f64())
+        .fold(f64::MAX, f64::min);
+    assert!(min_fps >= 27.0, "video fell to {min_fps} fps");
+    let rss: Vec<u64> = results[0]
+        .iter()
+        .filter_map(|s| s["rss_bytes"].as_u64())
+        .collect();
+    let growth = rss.last().copied().unwrap_or(0).saturating_sub(rss[0]);
+    println!(
+        "RSS {} MB → {} MB",
+        rss[0] / 1_000_000,
+        rss.last().copied().unwrap_or(0) / 1_000_000
+    );
+    assert!(growth < 20_000_000, "RSS grew by {growth} bytes");
+    // The stalled client was noticed and dropped (stall limit 5 s).
+    assert!(
+        edgecam.log().contains("stalled for 5s; disconnected"),
+        "{}",
+        edgecam.log()
+    );
+    let last_ws = results[0].last().expect("sample")["clients"]["ws"]
+        .as_u64()
+        .expect("ws count");
+    assert_eq!(last_ws, 49, "the stalled client should be gone");
+    drop(stalled);
+}
+
+#[test]
+fn prometheus_endpoint_passes_promtool() {
+    let edgecam = Edgecam::start(Settings::default());
+    std::thread::sleep(Duration::from_millis(1500));
+    let body = Command::new("curl")
+        .args(["-sf", "--max-time", "5", &edgecam.http_url("/metrics")])
+        .output()
+        .expect("curl");
+    assert!(body.status.success());
+    let text = String::from_utf8_lossy(&body.stdout);
+    for metric in [
+        "edgecam_encoded_frames_total",
+        "edgecam_capture_fps",
+        "edgecam_clients{output=\"rtsp\"}",
+    ] {
+        assert!(text.contains(metric), "/metrics lacks {metric}:\n{text}");
+    }
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&body.stdout)
+        .expect("write");
+    let verdict = promtool.wait_with_output().expect("promtool");
+    assert!(
+        verdict.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&verdict.stdout),
+        String::from_utf8_lossy(&verdict.stderr)
+    );
+}
