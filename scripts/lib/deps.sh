@@ -16,8 +16,9 @@ BUILD_PACKAGES=(
   gstreamer1.0-plugins-ugly
 )
 # Testing: the real clients the tests play the stream with.
-# promtool (package prometheus) checks the /metrics exposition.
-TEST_PACKAGES=(ffmpeg gstreamer1.0-tools gstreamer1.0-libav curl prometheus)
+# promtool (package prometheus) checks the /metrics exposition; Chromium
+# loads the dashboard.
+TEST_PACKAGES=(ffmpeg gstreamer1.0-tools gstreamer1.0-libav curl prometheus chromium)
 
 apt_install() {
   if [ -z "$APT_UPDATED" ]; then
@@ -60,4 +61,17 @@ cargo_is_recent() {
   version=$(cargo --version 2>/dev/null | awk '{print $2}') || return 1
   [ -n "$version" ] || return 1
   [ "$(printf '%s\n1.92.0\n' "$version" | sort -V | head -n1)" = "1.92.0" ]
+}
+
+# The browser test drives Chromium with playwright-core from npm (pinned in
+# tests/browser/package-lock.json). Node.js comes from the distribution when
+# the machine has none.
+need_browser_driver() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    need_packages nodejs npm
+  fi
+  if [ ! -d tests/browser/node_modules/playwright-core ] \
+    || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+  fi
 }

@@ -241,6 +241,7 @@ fn print_urls(config: &Config, name: &str, hls: bool) {
     let http_port = config.http.bind.rsplit(':').next().unwrap_or("8080");
     println!("edgecam is streaming. Open:");
     for host in hosts {
+        println!("  http://{host}:{http_port}/   (dashboard: video and live graphs)");
         println!(
             "  rtsp://{host}:{}{}   (VLC, ffplay, an NVR)",
             config.rtsp.port, config.rtsp.path

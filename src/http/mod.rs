@@ -1,6 +1,8 @@
-//! The web server: HLS files and the health check (the dashboard, metrics
-//! and API arrive here too). It runs on the tokio runtime beside the rest.
+//! The web server: the dashboard, HLS files, the metrics WebSocket,
+//! Prometheus and the health check. It runs on the tokio runtime beside the
+//! rest.
 
+mod dashboard;
 mod health;
 mod hls;
 mod metrics;
@@ -30,6 +32,8 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/{name}", get(dashboard::asset))
         .route("/healthz", get(health::healthz))
         .route("/hls/{file}", get(hls::file))
         .route("/metrics", get(metrics::metrics))

@@ -1,0 +1,60 @@
+//! The dashboard page and its assets, compiled into the binary: the board
+//! has no internet, so nothing may come from a CDN.
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// (name, MIME type, bytes)
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/style.css"),
+    ),
+    // hls.js, pinned and vendored from npm: see assets/vendor/hls.js/VERSION.
+    (
+        "hls.light.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/vendor/hls.js/hls.light.min.js"),
+    ),
+    (
+        "hls.js-LICENSE.txt",
+        "text/plain; charset=utf-8",
+        include_bytes!("../../assets/vendor/hls.js/LICENSE"),
+    ),
+];
+
+const INDEX: &str = include_str!("../../assets/index.html");
+
+pub async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        INDEX,
+    )
+        .into_response()
+}
+
+pub async fn asset(Path(name): Path<String>) -> Response {
+    match ASSETS.iter().find(|(asset, _, _)| *asset == name) {
+        // no-cache: a browser revalidates after an upgrade of the binary
+        // instead of running old scripts against a new protocol.
+        Some((_, mime, bytes)) => (
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    }
+}

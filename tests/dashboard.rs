@@ -1,0 +1,78 @@
+//! The dashboard in a real browser: Debian's Chromium, headless, driven by
+//! playwright-core (tests/browser/dashboard.mjs). The screenshot is kept as
+//! a test artifact in target/test-artifacts/dashboard.png.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{run_for, Edgecam, Settings};
+
+#[test]
+fn dashboard_plays_video_beside_live_graphs() {
+    let edgecam = Edgecam::start(Settings::default());
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let screenshot = artifacts.join("dashboard.png");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.mjs");
+    let output = run_for(
+        Command::new("node").args([
+            script,
+            &edgecam.http_url("/"),
+            screenshot.to_str().expect("utf-8"),
+        ]),
+        Duration::from_secs(90),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser run failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON report");
+    println!("dashboard: {report}");
+    println!("screenshot: {}", screenshot.display());
+
+    let advance = report["videoAdvance"].as_f64().expect("videoAdvance");
+    assert!(advance >= 3.0, "video advanced only {advance} s in 5 s");
+    assert_eq!(report["videoWidth"], 640, "{report}");
+    assert!(
+        report["samplesDuring"].as_u64().expect("samples") >= 40,
+        "{report}"
+    );
+    assert_eq!(report["hello"], true);
+    assert!(
+        report["camera"]
+            .as_str()
+            .expect("camera")
+            .contains("640×360"),
+        "{report}"
+    );
+    assert!(
+        report["encoder"]
+            .as_str()
+            .expect("encoder")
+            .contains("x264enc"),
+        "{report}"
+    );
+    // Five graphs have data here (no thermal zone on the build machine, so
+    // the temperature graph may stay empty).
+    let drawn = report["chartPixels"].as_array().expect("chartPixels");
+    let with_lines = drawn
+        .iter()
+        .filter(|n| n.as_u64().unwrap_or(0) > 20)
+        .count();
+    assert!(with_lines >= 5, "graphs without data: {report}");
+    assert_eq!(
+        report["phoneOverflow"], false,
+        "the page scrolls sideways at phone width"
+    );
+    assert_eq!(
+        report["errors"].as_array().map(Vec::len),
+        Some(0),
+        "page errors: {report}"
+    );
+    assert!(screenshot.exists());
+}
