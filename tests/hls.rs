@@ -29,7 +29,12 @@ fn media_sequence(playlist: &str) -> u64 {
 
 #[test]
 fn hls_plays_from_the_same_encoder_and_keeps_its_window() {
-    let edgecam = Edgecam::start(Settings::default());
+    // Keyframes only every 3 s: 1 s segments need edgecam to ask the
+    // encoder for one at each segment start.
+    let edgecam = Edgecam::start(Settings {
+        keyframe_interval: 90,
+        ..Settings::default()
+    });
     let playlist_url = edgecam.http_url("/hls/cam.m3u8");
     // The first segment exists after one segment length.
     std::thread::sleep(Duration::from_secs(3));
@@ -96,6 +101,16 @@ fn hls_plays_from_the_same_encoder_and_keeps_its_window() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let (_, later) = curl(&playlist_url);
+    let durations: Vec<f64> = later
+        .lines()
+        .filter_map(|line| line.strip_prefix("#EXTINF:"))
+        .filter_map(|rest| rest.trim_end_matches(',').split(',').next()?.parse().ok())
+        .collect();
+    assert_eq!(durations.len(), window, "{later}");
+    assert!(
+        durations.iter().all(|d| (0.9..=1.1).contains(d)),
+        "segments are not 1 s long: {durations:?}"
+    );
     assert!(
         media_sequence(&later) > media_sequence(&first) + 20,
         "playlist did not advance:\n{first}\n{later}"

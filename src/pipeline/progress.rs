@@ -77,3 +77,28 @@ impl Default for FrameProgress {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_frames() {
+        let progress = FrameProgress::new();
+        assert_eq!(progress.health(Duration::from_secs(2)), Health::NoFrameYet);
+        progress.record();
+        progress.record();
+        assert_eq!(
+            progress.health(Duration::from_secs(2)),
+            Health::Streaming { frames: 2 }
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        match progress.health(Duration::from_millis(5)) {
+            Health::Stalled { since, frames } => {
+                assert_eq!(frames, 2);
+                assert!(since >= Duration::from_millis(15), "{since:?}");
+            }
+            other => panic!("expected a stall, got {other:?}"),
+        }
+    }
+}
