@@ -88,9 +88,7 @@ pub fn run(config: &Config) -> Result<()> {
     };
     let state = http::AppState {
         progress: pipeline.progress.clone(),
-        hls: hls
-            .as_ref()
-            .map(|hls| (hls.dir.path().to_owned(), hls.name.clone())),
+        hls_dir: hls.as_ref().map(|hls| hls.dir.path().to_owned()),
         metrics,
         ws_stall: std::time::Duration::from_secs(config.metrics.ws_stall_s.into()),
     };

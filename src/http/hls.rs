@@ -36,7 +36,7 @@ pub async fn file(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(file): Path<String>,
 ) -> Response {
-    let Some((dir, _name)) = &state.hls else {
+    let Some(dir) = &state.hls_dir else {
         return (
             StatusCode::NOT_FOUND,
             "HLS is disabled (hls.enabled = false)\n",

@@ -23,8 +23,8 @@ use crate::pipeline::progress::FrameProgress;
 #[derive(Clone)]
 pub struct AppState {
     pub progress: FrameProgress,
-    /// Where HLS files are, and the stream name; `None` when HLS is off.
-    pub hls: Option<(PathBuf, String)>,
+    /// Where HLS files are; `None` when HLS is off.
+    pub hls_dir: Option<PathBuf>,
     pub metrics: Metrics,
     /// A metrics WebSocket client that takes nothing for this long is dropped.
     pub ws_stall: std::time::Duration,

@@ -89,7 +89,6 @@ pub struct HlsOutput {
     pipeline: gst::Pipeline,
     _link: gst_utils::ConsumptionLink,
     pub dir: SegmentDir,
-    pub name: String,
 }
 
 impl HlsOutput {
@@ -152,7 +151,6 @@ impl HlsOutput {
             pipeline,
             _link: link,
             dir,
-            name: name.to_owned(),
         })
     }
 

@@ -50,12 +50,10 @@ impl CameraPipeline {
             .property_from_str("leaky", "downstream")
             .build()?;
         let encoder = encoder::make(choice.encoder, &config.encoder)?;
+        let output_caps = encoder::output_caps(choice.encoder, config.encoder.profile);
         let encoder_caps = gst::ElementFactory::make("capsfilter")
             .name("encoder-caps")
-            .property(
-                "caps",
-                encoder::output_caps(choice.encoder, config.encoder.profile),
-            )
+            .property("caps", &output_caps)
             .build()?;
         // config-interval=-1: SPS/PPS in front of every keyframe, so a viewer
         // joining late can start decoding at the next one.
@@ -89,9 +87,8 @@ impl CameraPipeline {
             .context("linking the source to the encoder")?;
         gst::Element::link_many(chain).with_context(|| {
             format!(
-                "linking {} (caps {})",
-                choice.encoder.element_name(),
-                encoder::output_caps(choice.encoder, config.encoder.profile)
+                "linking {} (caps {output_caps})",
+                choice.encoder.element_name()
             )
         })?;
 

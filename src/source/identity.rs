@@ -46,7 +46,6 @@ pub fn tag_frames(pad: &gst::Pad, hook: Option<FrameHook>) {
         let frame_id = next_id.fetch_add(1, Ordering::Relaxed);
         let captured_us = unix_time_us();
         let buffer = buffer.make_mut();
-        buffer.set_offset(frame_id);
         gst::ReferenceTimestampMeta::add(
             buffer,
             &caps,

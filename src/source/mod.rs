@@ -66,12 +66,11 @@ fn describe_wanted(device: &str) -> String {
 
 /// Builds the source bin for `source` at the configured size and rate.
 pub fn build(source: &ResolvedSource, camera: &CameraConfig) -> Result<gst::Bin> {
-    let bin = match source {
+    match source {
         ResolvedSource::TestPattern => test_pattern::build(camera),
         ResolvedSource::V4l2(device) => v4l2::build(device, camera),
     }
-    .with_context(|| format!("building the {} source", source.describe()))?;
-    Ok(bin)
+    .with_context(|| format!("building the {} source", source.describe()))
 }
 
 /// Raw video caps every source delivers. I420 is pinned: left open, x264
