@@ -144,7 +144,8 @@ function onSample(s) {
   charts.clients.push([s.clients.rtsp, s.clients.hls, s.clients.ws]);
   charts.cpu.push([s.cpu_percent]);
   charts.temp.push([s.soc_temp_c]);
-  $("v-fps").textContent = `${fmt(s.encoded_fps, 1)} (dropped ${s.dropped_frames})`;
+  $("v-fps").textContent = `${fmt(s.encoded_fps, 1)} (dropped ${s.dropped_frames})`
+    + (s.camera.state === "lost" ? " · camera lost" : "");
   $("v-bitrate").textContent = fmt(s.bitrate_kbps);
   $("v-latency").textContent = fmt(s.capture_to_encode_ms, 1);
   $("v-clients").textContent = `rtsp ${s.clients.rtsp} · hls ${s.clients.hls} · ws ${s.clients.ws}`;

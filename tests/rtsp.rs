@@ -71,27 +71,30 @@ fn a_five_second_recording_holds_five_seconds_of_frames() {
 #[test]
 fn gst_launch_rtspsrc_decodes_100_frames() {
     let edgecam = Edgecam::start(Settings::default());
+    // fakesink reports every decoded frame it gets (-v, silent=false) and
+    // ends the run after 100. The count is asserted rather than the exit
+    // status: now and then rtspsrc reports "Could not send message" while
+    // tearing down after the EOS, with all 100 frames already decoded.
+    let pipeline = format!(
+        "-v rtspsrc location={} latency=100 ! rtph264depay ! avdec_h264 \
+         ! fakesink name=sink silent=false num-buffers=100",
+        edgecam.url()
+    );
     let output = run_for(
-        Command::new("gst-launch-1.0").args([
-            "-q",
-            "rtspsrc",
-            &format!("location={}", edgecam.url()),
-            "latency=100",
-            "!",
-            "rtph264depay",
-            "!",
-            "avdec_h264",
-            "!",
-            "fakesink",
-            "num-buffers=100",
-        ]),
+        Command::new("gst-launch-1.0").args(pipeline.split_whitespace()),
         Duration::from_secs(30),
     );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let decoded = stdout
+        .lines()
+        .filter(|l| l.contains("sink: last-message = chain"))
+        .count();
+    println!("gst-launch decoded {decoded} frames");
     assert!(
-        output.status.success(),
-        "gst-launch did not decode 100 frames: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        decoded >= 100,
+        "gst-launch decoded {decoded} frames: {}\nedgecam:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        edgecam.log()
     );
 }
 

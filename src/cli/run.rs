@@ -13,6 +13,8 @@ use crate::output::hls::HlsOutput;
 use crate::output::rtsp::RtspOutput;
 use crate::pipeline::encoder;
 use crate::pipeline::inventory::Inventory;
+use crate::pipeline::recovery::{self, Recovery};
+use crate::pipeline::source_slot::Origin;
 use crate::pipeline::CameraPipeline;
 use crate::source::{self, v4l2};
 
@@ -76,6 +78,12 @@ pub fn run(config: &Config) -> Result<()> {
         &choice,
         hls.is_some().then_some(name.as_str()),
     );
+    let camera_status = recovery::SharedStatus::default();
+    let mut recovery = Recovery::new(
+        std::time::Duration::from_millis(config.camera.stall_timeout_ms.into()),
+        std::time::Duration::from_secs(config.camera.retry_max_s.into()),
+        camera_status.clone(),
+    );
     let metrics = {
         let _runtime = runtime.enter();
         metrics::spawn(
@@ -83,6 +91,7 @@ pub fn run(config: &Config) -> Result<()> {
             pipeline.counters.clone(),
             pipeline.encoder_queue.clone(),
             clients,
+            camera_status,
             &hello,
         )
     };
@@ -91,15 +100,18 @@ pub fn run(config: &Config) -> Result<()> {
         hls_dir: hls.as_ref().map(|hls| hls.dir.path().to_owned()),
         metrics,
         ws_stall: std::time::Duration::from_secs(config.metrics.ws_stall_s.into()),
+        faults: config
+            .camera
+            .fault_injection
+            .then(|| pipeline.sources.faults.clone()),
     };
-    let mut buses = vec![pipeline.pipeline.clone()];
-    buses.extend(hls.as_ref().map(|hls| hls.pipeline().clone()));
+    let outputs: Vec<gst::Pipeline> = hls.iter().map(|hls| hls.pipeline().clone()).collect();
     let outcome = runtime.block_on(async {
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(listener, state, async {
             let _ = http_stopped.await;
         }));
-        let outcome = supervise(&pipeline.pipeline, &buses, &inventory).await;
+        let outcome = supervise(&pipeline, &outputs, &inventory, &mut recovery).await;
         let _ = stop_http.send(());
         // Open HTTP connections get a moment to finish; shutdown must stay
         // well under 2 s.
@@ -164,14 +176,21 @@ pub fn stream_name(rtsp_path: &str) -> String {
     rtsp_path.trim_start_matches('/').replace('/', "-")
 }
 
-/// Waits for a stop signal or a fatal error on any pipeline's bus; answers
-/// SIGUSR1 with the pipeline inventory.
+/// Waits for a stop signal or a fatal error; meanwhile keeps the camera
+/// supervised (loss → slate → retries → live) and answers SIGUSR1 with the
+/// pipeline inventory.
 async fn supervise(
-    camera: &gst::Pipeline,
-    pipelines: &[gst::Pipeline],
+    camera: &CameraPipeline,
+    outputs: &[gst::Pipeline],
     inventory: &Inventory,
+    recovery: &mut Recovery,
 ) -> Result<()> {
-    let buses = pipelines
+    let mut camera_bus = camera
+        .pipeline
+        .bus()
+        .context("camera pipeline has no bus")?
+        .stream();
+    let buses = outputs
         .iter()
         .map(|p| {
             p.bus()
@@ -179,21 +198,53 @@ async fn supervise(
                 .context("a pipeline has no bus")
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut messages = futures_util::stream::select_all(buses);
+    let mut output_messages = futures_util::stream::select_all(buses);
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut user1 = signal(SignalKind::user_defined1())?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = interrupt.recv() => { tracing::info!("SIGINT received"); return Ok(()) }
             _ = terminate.recv() => { tracing::info!("SIGTERM received"); return Ok(()) }
             _ = user1.recv() => inventory.report(),
-            message = messages.next() => {
-                let message = message.ok_or_else(|| anyhow!("pipeline buses closed"))?;
-                handle_bus_message(camera, &message)?;
+            _ = tick.tick() => recovery.tick(camera),
+            message = camera_bus.next() => {
+                let message = message.ok_or_else(|| anyhow!("camera pipeline bus closed"))?;
+                handle_camera_message(camera, recovery, &message)?;
+            }
+            message = output_messages.next(), if !outputs.is_empty() => {
+                let message = message.ok_or_else(|| anyhow!("output pipeline buses closed"))?;
+                handle_bus_message(&camera.pipeline, &message)?;
             }
         }
     }
+}
+
+/// A camera-source error is a camera loss (slate and retries), not the end;
+/// a removed source's last messages are stale; the rest is handled as for
+/// any pipeline.
+fn handle_camera_message(
+    camera: &CameraPipeline,
+    recovery: &mut Recovery,
+    message: &gst::Message,
+) -> Result<()> {
+    if let (gst::MessageView::Error(err), Some(src)) = (message.view(), message.src()) {
+        match camera.sources.origin(src) {
+            Origin::LiveSource => {
+                let debug = err.debug().map(|d| d.to_string()).unwrap_or_default();
+                let reason = format!("{}: {} ({debug})", src.path_string(), err.error());
+                recovery.source_failed(camera, &reason);
+                return Ok(());
+            }
+            Origin::RemovedSource => {
+                tracing::debug!("error from a replaced camera source: {}", err.error());
+                return Ok(());
+            }
+            Origin::Pipeline => {}
+        }
+    }
+    handle_bus_message(&camera.pipeline, message)
 }
 
 /// Logs what matters; a pipeline error or end of stream is fatal (for now:

@@ -7,6 +7,8 @@ use serde::Deserialize;
 pub const DEFAULT_WIDTH: u32 = 1280;
 pub const DEFAULT_HEIGHT: u32 = 720;
 pub const DEFAULT_FPS: u32 = 30;
+pub const DEFAULT_STALL_TIMEOUT_MS: u32 = 2000;
+pub const DEFAULT_RETRY_MAX_S: u32 = 30;
 pub const DEFAULT_BITRATE_KBPS: u32 = 2000;
 pub const DEFAULT_KEYFRAME_INTERVAL: u32 = 30;
 pub const DEFAULT_RTSP_PORT: u16 = 8554;
@@ -53,6 +55,9 @@ pub struct CameraConfig {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    pub stall_timeout_ms: u32,
+    pub retry_max_s: u32,
+    pub fault_injection: bool,
 }
 
 impl Default for CameraConfig {
@@ -63,6 +68,9 @@ impl Default for CameraConfig {
             width: DEFAULT_WIDTH,
             height: DEFAULT_HEIGHT,
             fps: DEFAULT_FPS,
+            stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
+            retry_max_s: DEFAULT_RETRY_MAX_S,
+            fault_injection: false,
         }
     }
 }

@@ -53,6 +53,20 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
         120,
         " frames per second",
     )?;
+    check_range(
+        "camera.stall_timeout_ms",
+        camera.stall_timeout_ms.into(),
+        200,
+        60_000,
+        " ms",
+    )?;
+    check_range(
+        "camera.retry_max_s",
+        camera.retry_max_s.into(),
+        1,
+        300,
+        " s",
+    )?;
 
     let encoder = &config.encoder;
     check_range(

@@ -3,6 +3,7 @@
 //! rest.
 
 mod dashboard;
+mod fault;
 mod health;
 mod hls;
 mod metrics;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// A metrics WebSocket client that takes nothing for this long is dropped.
     pub ws_stall: std::time::Duration,
+    /// Fault injection into the test source, when `camera.fault_injection`.
+    pub faults: Option<crate::source::fault::FaultInjector>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -38,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/hls/{file}", get(hls::file))
         .route("/metrics", get(metrics::metrics))
         .route("/api/metrics/ws", get(ws::metrics_ws))
+        .route("/api/camera/fault", axum::routing::post(fault::inject))
         .with_state(state)
 }
 

@@ -59,6 +59,24 @@ pub fn render(sample: &Sample) -> String {
         "Frames dropped before the encoder because it fell behind",
         sample.dropped_frames,
     );
+    counter(
+        &mut registry,
+        "camera_losses",
+        "Times the camera was lost (stall, error, unplug)",
+        sample.camera.losses,
+    );
+    counter(
+        &mut registry,
+        "camera_reconnects",
+        "Times live video came back after a loss",
+        sample.camera.reconnects,
+    );
+    gauge(
+        &mut registry,
+        "camera_live",
+        "1 while the camera delivers, 0 while the slate is shown",
+        Some(f64::from(u8::from(sample.camera.state == "live"))),
+    );
     gauge(
         &mut registry,
         "last_frame_id",

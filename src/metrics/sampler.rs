@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, watch};
 use super::counters::{CounterValues, StreamCounters};
 use super::system::{self, CpuMeter, Throttling};
 use super::SCHEMA;
+use crate::pipeline::recovery::{CameraStatus, SharedStatus};
 use crate::source::identity::unix_time_us;
 
 /// Rates are averaged over this much history, so 10 Hz samples of a 30 fps
@@ -59,6 +60,7 @@ pub struct Sample {
     pub dropped_frames: u64,
     pub capture_to_encode_ms: Option<f64>,
     pub clients: ClientCounts,
+    pub camera: CameraStatus,
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
     pub soc_temp_c: Option<f64>,
@@ -140,6 +142,7 @@ pub fn spawn(
     counters: StreamCounters,
     encoder_queue: gst::Element,
     clients: Clients,
+    camera: SharedStatus,
     hello: &Hello,
 ) -> Metrics {
     let (samples, _) = broadcast::channel(QUEUE);
@@ -167,7 +170,7 @@ pub fn spawn(
                 history.pop_front();
             }
             let in_queue: u32 = encoder_queue.property("current-level-buffers");
-            let sample = build_sample(
+            let mut sample = build_sample(
                 &history,
                 values,
                 u64::from(in_queue),
@@ -175,6 +178,7 @@ pub fn spawn(
                 &mut cpu,
                 started,
             );
+            sample.camera = camera.get();
             // No subscribers is fine: send only fails then.
             if let Ok(json) = serde_json::to_string(&sample) {
                 let _ = samples.send(json.into());
@@ -213,6 +217,7 @@ fn build_sample(
             (values.latency_sum_us - first.latency_sum_us) as f64 / latency_count as f64 / 1000.0
         }),
         clients: clients.read(),
+        camera: CameraStatus::default(),
         cpu_percent: cpu.percent(),
         rss_bytes: system::process_rss_bytes(),
         soc_temp_c: system::soc_temperature_c(),

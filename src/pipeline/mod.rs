@@ -10,12 +10,14 @@
 pub mod encoder;
 pub mod inventory;
 pub mod progress;
+pub mod recovery;
+pub mod source_slot;
 
 use anyhow::{Context, Result};
 use gst::prelude::*;
 
 use crate::config::Config;
-use crate::source::{self, ResolvedSource};
+use crate::source::ResolvedSource;
 use encoder::Choice;
 
 /// One camera's running graph and the handle outputs subscribe to.
@@ -30,6 +32,8 @@ pub struct CameraPipeline {
     /// The queue in front of the encoder (its fill level separates late
     /// frames from dropped ones).
     pub encoder_queue: gst::Element,
+    /// The live source and the slate, switchable.
+    pub sources: source_slot::SourceSlot,
 }
 
 impl CameraPipeline {
@@ -38,7 +42,8 @@ impl CameraPipeline {
         // Outputs share this clock and base time (see output::rtsp); pin it
         // so it is known before the pipeline first reaches PLAYING.
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
-        let source_bin = source::build(source, &config.camera)?;
+        let counters = crate::metrics::counters::StreamCounters::default();
+        let sources = source_slot::SourceSlot::new(&pipeline, &config.camera, source, &counters)?;
 
         // A frame the encoder cannot take in time is dropped here, at the
         // source, rather than stalling capture and growing latency.
@@ -72,7 +77,6 @@ impl CameraPipeline {
             .build()?;
         let appsink = gst_app::AppSink::builder().name("encoded").build();
 
-        pipeline.add(&source_bin)?;
         let chain = [
             &queue,
             &encoder,
@@ -82,7 +86,8 @@ impl CameraPipeline {
             appsink.upcast_ref(),
         ];
         pipeline.add_many(chain)?;
-        source_bin
+        sources
+            .output()
             .link(&queue)
             .context("linking the source to the encoder")?;
         gst::Element::link_many(chain).with_context(|| {
@@ -99,10 +104,6 @@ impl CameraPipeline {
             gst_utils::streamproducer::ProducerSettings { sync: false },
         );
         let progress = progress::FrameProgress::new();
-        let counters = crate::metrics::counters::StreamCounters::default();
-        if let Some(pad) = source_bin.static_pad("src") {
-            counters.watch_capture(&pad);
-        }
         if let Some(pad) = encoder.static_pad("sink") {
             counters.watch_encoder_input(&pad);
         }
@@ -116,6 +117,7 @@ impl CameraPipeline {
             progress,
             counters,
             encoder_queue: queue,
+            sources,
         })
     }
 

@@ -29,14 +29,19 @@ pub fn unix_time_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// The camera's frame counter, shared by every source that feeds it (the
+/// camera, its replacements after a loss, the slate), so frame ids stay
+/// monotonic across switches.
+pub type FrameIds = Arc<AtomicU64>;
+
 /// What a source does to a frame once it has its identity (the test pattern
 /// burns the latency stamp into the picture).
 pub type FrameHook = Box<dyn Fn(&mut gst::BufferRef, u64, u64) + Send + Sync>;
 
 /// Tags every buffer passing `pad` with the next frame id and the capture
 /// time, then runs `hook` on it with (frame id, capture time in µs).
-pub fn tag_frames(pad: &gst::Pad, hook: Option<FrameHook>) {
-    let next_id = Arc::new(AtomicU64::new(0));
+pub fn tag_frames(pad: &gst::Pad, ids: &FrameIds, hook: Option<FrameHook>) {
+    let next_id = ids.clone();
     let caps = unix_time_caps();
     let id_caps = frame_id_caps();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_pad, info| {

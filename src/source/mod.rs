@@ -2,7 +2,9 @@
 //! that delivers raw I420 video at the configured size and rate, every
 //! buffer tagged with its frame identity (see [`identity`]).
 
+pub mod fault;
 pub mod identity;
+pub mod slate;
 pub mod stamp;
 mod test_pattern;
 pub mod v4l2;
@@ -64,11 +66,17 @@ fn describe_wanted(device: &str) -> String {
     }
 }
 
-/// Builds the source bin for `source` at the configured size and rate.
-pub fn build(source: &ResolvedSource, camera: &CameraConfig) -> Result<gst::Bin> {
+/// Builds the source bin for `source` at the configured size and rate,
+/// numbering frames from `ids`. `faults` reaches the test pattern only.
+pub fn build(
+    source: &ResolvedSource,
+    camera: &CameraConfig,
+    ids: &identity::FrameIds,
+    faults: &fault::FaultInjector,
+) -> Result<gst::Bin> {
     match source {
-        ResolvedSource::TestPattern => test_pattern::build(camera),
-        ResolvedSource::V4l2(device) => v4l2::build(device, camera),
+        ResolvedSource::TestPattern => test_pattern::build(camera, ids, faults),
+        ResolvedSource::V4l2(device) => v4l2::build(device, camera, ids),
     }
     .with_context(|| format!("building the {} source", source.describe()))
 }
@@ -87,7 +95,7 @@ pub fn raw_caps(camera: &CameraConfig) -> gst::Caps {
 
 /// Wraps `elements` (already linked, last one's src pad is the output) in a
 /// bin with a ghost `src` pad.
-fn bin_with_output(name: &str, elements: &[gst::Element]) -> Result<gst::Bin> {
+pub(crate) fn bin_with_output(name: &str, elements: &[gst::Element]) -> Result<gst::Bin> {
     use gst::prelude::*;
     let bin = gst::Bin::with_name(name);
     bin.add_many(elements)?;

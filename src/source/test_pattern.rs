@@ -10,11 +10,16 @@ use anyhow::{Context, Result};
 use gst::prelude::*;
 use gst_video::prelude::*;
 
+use super::fault::FaultInjector;
 use super::identity::{self, FrameHook};
 use super::stamp::{self, Stamp};
 use crate::config::CameraConfig;
 
-pub fn build(camera: &CameraConfig) -> Result<gst::Bin> {
+pub fn build(
+    camera: &CameraConfig,
+    ids: &identity::FrameIds,
+    faults: &FaultInjector,
+) -> Result<gst::Bin> {
     let src = gst::ElementFactory::make("videotestsrc")
         .name("testsrc")
         // Live: frames come at the configured rate in real time, as from a
@@ -49,10 +54,12 @@ pub fn build(camera: &CameraConfig) -> Result<gst::Bin> {
         tracing::warn!("{width}x{height} is too small for the latency stamp; frames go unstamped");
         None
     };
+    // Faults act before tagging, so dropped frames use no frame ids.
+    faults.watch(&src)?;
     let pad = caps
         .static_pad("src")
         .context("capsfilter has no src pad")?;
-    identity::tag_frames(&pad, hook);
+    identity::tag_frames(&pad, ids, hook);
 
     super::bin_with_output("source", &[src, caps])
 }

@@ -58,7 +58,11 @@ pub fn describe_all(devices: &[CaptureDevice]) -> String {
 }
 
 /// v4l2src converted to the configured raw format, size and rate.
-pub fn build(device: &CaptureDevice, camera: &CameraConfig) -> Result<gst::Bin> {
+pub fn build(
+    device: &CaptureDevice,
+    camera: &CameraConfig,
+    ids: &identity::FrameIds,
+) -> Result<gst::Bin> {
     let src = gst::ElementFactory::make("v4l2src")
         .name("v4l2src")
         .property("device", &device.path)
@@ -73,6 +77,6 @@ pub fn build(device: &CaptureDevice, camera: &CameraConfig) -> Result<gst::Bin> 
     let pad = caps
         .static_pad("src")
         .context("capsfilter has no src pad")?;
-    identity::tag_frames(&pad, None);
+    identity::tag_frames(&pad, ids, None);
     super::bin_with_output("source", &[src, convert, scale, rate, caps])
 }

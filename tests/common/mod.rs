@@ -31,6 +31,8 @@ pub struct Settings {
     pub encoder: &'static str,
     pub profile: &'static str,
     pub hls_window: u32,
+    /// Extra TOML appended to `[camera]`.
+    pub camera_extra: &'static str,
 }
 
 impl Default for Settings {
@@ -43,6 +45,7 @@ impl Default for Settings {
             encoder: "x264",
             profile: "baseline",
             hls_window: 6,
+            camera_extra: "",
         }
     }
 }
@@ -62,13 +65,14 @@ impl Edgecam {
         let port = free_port();
         let http_port = free_port();
         let config = format!(
-            "[camera]\nsource = \"test\"\nwidth = {}\nheight = {}\nfps = {}\n\n\
+            "[camera]\nsource = \"test\"\nwidth = {}\nheight = {}\nfps = {}\n{}\n\n\
              [encoder]\nkind = \"{}\"\nkeyframe_interval = {}\nprofile = \"{}\"\n\n\
              [rtsp]\nport = {port}\n\n[http]\nbind = \"127.0.0.1:{http_port}\"\n\n\
              [hls]\ndir = \"{hls_dir}\"\nwindow = {window}\n",
             settings.width,
             settings.height,
             settings.fps,
+            settings.camera_extra,
             settings.encoder,
             settings.keyframe_interval,
             settings.profile,

@@ -1,0 +1,175 @@
+//! Camera loss and recovery. Every tick the supervisor looks at whether the
+//! live source delivered frames; when it stops (a stall for
+//! `camera.stall_timeout_ms`, an error, an unplug) the outputs switch to the
+//! slate and the source is rebuilt with capped exponential backoff until
+//! frames flow again, when the outputs switch back. Viewers stay connected
+//! throughout: the encoder and outputs never stop.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::CameraPipeline;
+
+/// First retry delay after a loss; doubles up to the configured cap.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// What the metrics and logs report about the camera.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CameraStatus {
+    /// "live" or "lost".
+    pub state: &'static str,
+    pub losses: u64,
+    pub reconnects: u64,
+}
+
+/// Shared, read by the sampler.
+#[derive(Clone, Default)]
+pub struct SharedStatus(Arc<Mutex<CameraStatus>>);
+
+impl SharedStatus {
+    pub fn get(&self) -> CameraStatus {
+        self.0.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    fn set(&self, status: CameraStatus) {
+        if let Ok(mut shared) = self.0.lock() {
+            *shared = status;
+        }
+    }
+}
+
+enum State {
+    Live,
+    Lost {
+        since: Instant,
+        next_retry: Instant,
+        backoff: Duration,
+        shown_seconds: u64,
+        /// Captured frames when the current source was (re)opened: only
+        /// frames beyond it prove the camera is back.
+        baseline: u64,
+    },
+}
+
+pub struct Recovery {
+    state: State,
+    status: CameraStatus,
+    shared: SharedStatus,
+    stall_timeout: Duration,
+    max_backoff: Duration,
+    /// Captured-frame count at the last tick, and when it last moved.
+    last_captured: u64,
+    last_moved: Instant,
+}
+
+impl Recovery {
+    pub fn new(stall_timeout: Duration, max_backoff: Duration, shared: SharedStatus) -> Self {
+        let status = CameraStatus {
+            state: "live",
+            ..CameraStatus::default()
+        };
+        shared.set(status);
+        Self {
+            state: State::Live,
+            status,
+            shared,
+            stall_timeout,
+            max_backoff,
+            last_captured: 0,
+            last_moved: Instant::now(),
+        }
+    }
+
+    /// Called every ~100 ms.
+    pub fn tick(&mut self, camera: &CameraPipeline) {
+        let now = Instant::now();
+        let captured = camera.counters.read().captured_frames;
+        if captured != self.last_captured {
+            self.last_captured = captured;
+            self.last_moved = now;
+        }
+        let flowing = now.duration_since(self.last_moved) < Duration::from_millis(300);
+        match &mut self.state {
+            State::Live => {
+                let quiet = now.duration_since(self.last_moved);
+                if quiet > self.stall_timeout {
+                    self.lose(
+                        camera,
+                        &format!("no frame for {:.1} s", quiet.as_secs_f64()),
+                    );
+                }
+            }
+            State::Lost {
+                since,
+                next_retry,
+                backoff,
+                shown_seconds,
+                baseline,
+            } => {
+                let lost_for = now.duration_since(*since);
+                // A few new frames, still coming: the camera is back.
+                if flowing && captured >= *baseline + 3 {
+                    camera.sources.show_live();
+                    self.status.reconnects += 1;
+                    self.status.state = "live";
+                    self.state = State::Live;
+                    self.shared.set(self.status);
+                    tracing::info!(
+                        reconnects = self.status.reconnects,
+                        "camera is back after {:.1} s; showing live video",
+                        lost_for.as_secs_f64()
+                    );
+                    return;
+                }
+                if lost_for.as_secs() != *shown_seconds {
+                    *shown_seconds = lost_for.as_secs();
+                    camera.sources.slate.show_lost_for(*shown_seconds);
+                }
+                if now >= *next_retry {
+                    tracing::info!(
+                        "camera: reopening the source (lost {:.0} s ago)",
+                        lost_for.as_secs_f64()
+                    );
+                    if let Err(err) = camera.sources.replace() {
+                        tracing::warn!("camera: reopening failed: {err:#}");
+                    }
+                    *baseline = camera.counters.read().captured_frames;
+                    *backoff = (*backoff * 2).min(self.max_backoff);
+                    *next_retry = now + *backoff;
+                }
+            }
+        }
+    }
+
+    /// The live source reported an error: the camera is gone now.
+    pub fn source_failed(&mut self, camera: &CameraPipeline, reason: &str) {
+        match self.state {
+            State::Live => self.lose(camera, reason),
+            State::Lost { .. } => {
+                tracing::debug!("camera source failed again while lost: {reason}")
+            }
+        }
+    }
+
+    fn lose(&mut self, camera: &CameraPipeline, reason: &str) {
+        camera.sources.show_slate();
+        camera.sources.slate.show_lost_for(0);
+        self.status.losses += 1;
+        self.status.state = "lost";
+        self.shared.set(self.status);
+        let now = Instant::now();
+        self.state = State::Lost {
+            since: now,
+            next_retry: now + FIRST_RETRY,
+            backoff: FIRST_RETRY,
+            shown_seconds: 0,
+            baseline: camera.counters.read().captured_frames,
+        };
+        tracing::warn!(
+            losses = self.status.losses,
+            "camera lost ({reason}); showing the slate, retrying"
+        );
+    }
+}

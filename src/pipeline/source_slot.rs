@@ -1,0 +1,192 @@
+//! The camera's replaceable source, beside the slate, in front of the
+//! encoder:
+//!
+//! ```text
+//! source bin (rebuilt after a loss) ─┐
+//!                                    ├─ input-selector ─▶ encoder queue …
+//! slate (NO SIGNAL)  ────────────────┘
+//! ```
+//!
+//! Both branches are live sources on the camera pipeline's clock with the
+//! same caps, so switching between them keeps timestamps continuous and the
+//! encoder, its outputs and their viewers never notice more than a change
+//! of picture.
+
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+
+use crate::config::CameraConfig;
+use crate::metrics::counters::StreamCounters;
+use crate::source::fault::FaultInjector;
+use crate::source::identity::FrameIds;
+use crate::source::slate::Slate;
+use crate::source::{self, ResolvedSource};
+
+/// The live source in use and the selector pad it feeds.
+struct Live {
+    bin: gst::Bin,
+    pad: gst::Pad,
+}
+
+pub struct SourceSlot {
+    pipeline: gst::Pipeline,
+    selector: gst::Element,
+    slate_pad: gst::Pad,
+    pub slate: Slate,
+    live: Mutex<Option<Live>>,
+    source: ResolvedSource,
+    camera: CameraConfig,
+    ids: FrameIds,
+    pub faults: FaultInjector,
+    counters: StreamCounters,
+}
+
+impl SourceSlot {
+    /// Adds the selector, the slate and a first live source to `pipeline`;
+    /// the live source is shown.
+    pub fn new(
+        pipeline: &gst::Pipeline,
+        camera: &CameraConfig,
+        source: &ResolvedSource,
+        counters: &StreamCounters,
+    ) -> Result<Self> {
+        let ids = FrameIds::default();
+        let selector = gst::ElementFactory::make("input-selector")
+            .name("source-selector")
+            .build()
+            .context("input-selector (package gstreamer1.0-plugins-base... core)")?;
+        let slate = Slate::build(camera, &source.describe(), &ids)?;
+        pipeline.add_many([
+            selector.upcast_ref(),
+            slate.bin.upcast_ref::<gst::Element>(),
+        ])?;
+        let slate_pad = selector
+            .request_pad_simple("sink_%u")
+            .context("input-selector gave no pad")?;
+        slate
+            .bin
+            .static_pad("src")
+            .context("slate has no src pad")?
+            .link(&slate_pad)
+            .context("linking the slate")?;
+        let slot = Self {
+            pipeline: pipeline.clone(),
+            selector,
+            slate_pad,
+            slate,
+            live: Mutex::new(None),
+            source: source.clone(),
+            camera: camera.clone(),
+            ids,
+            faults: FaultInjector::default(),
+            counters: counters.clone(),
+        };
+        slot.attach()?;
+        slot.show_live();
+        Ok(slot)
+    }
+
+    /// The element whose src pad carries the chosen picture.
+    pub fn output(&self) -> &gst::Element {
+        &self.selector
+    }
+
+    /// Builds a fresh live source and links it in (not shown yet).
+    fn attach(&self) -> Result<()> {
+        let bin = source::build(&self.source, &self.camera, &self.ids, &self.faults)?;
+        let src = bin.static_pad("src").context("source bin has no src pad")?;
+        self.counters.watch_capture(&src);
+        // A source's end of stream is a camera loss, never the end of the
+        // stream the viewers watch: it must not reach the encoder.
+        src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+            match info.event() {
+                Some(event) if event.type_() == gst::EventType::Eos => gst::PadProbeReturn::Drop,
+                _ => gst::PadProbeReturn::Ok,
+            }
+        });
+        self.pipeline.add(&bin)?;
+        let pad = self
+            .selector
+            .request_pad_simple("sink_%u")
+            .context("input-selector gave no pad")?;
+        src.link(&pad)
+            .context("linking the source to the selector")?;
+        // In a running pipeline the new bin must catch up by itself.
+        if self.pipeline.current_state() > gst::State::Null {
+            bin.sync_state_with_parent()
+                .context("starting the new source")?;
+        }
+        if let Ok(mut live) = self.live.lock() {
+            *live = Some(Live { bin, pad });
+        }
+        Ok(())
+    }
+
+    /// Removes the live source. The selector pad goes first: releasing it
+    /// unblocks a streaming thread waiting in the selector, so stopping the
+    /// bin cannot hang.
+    fn detach(&self) {
+        let Some(old) = self.live.lock().ok().and_then(|mut live| live.take()) else {
+            return;
+        };
+        self.selector.release_request_pad(&old.pad);
+        let _ = old.bin.set_state(gst::State::Null);
+        let _ = self.pipeline.remove(&old.bin);
+    }
+
+    /// Throws the live source away and builds a new one (after a loss).
+    pub fn replace(&self) -> Result<()> {
+        self.detach();
+        self.attach()
+    }
+
+    pub fn show_slate(&self) {
+        self.selector.set_property("active-pad", &self.slate_pad);
+    }
+
+    pub fn show_live(&self) {
+        if let Some(pad) = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|live| live.as_ref().map(|l| l.pad.clone()))
+        {
+            self.selector.set_property("active-pad", &pad);
+        }
+    }
+
+    /// Where a bus message's sender sits, which decides what its error means.
+    pub fn origin(&self, object: &gst::Object) -> Origin {
+        let live = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|live| live.as_ref().map(|l| l.bin.clone()));
+        if let Some(bin) = live {
+            if object == bin.upcast_ref::<gst::Object>() || object.has_as_ancestor(&bin) {
+                return Origin::LiveSource;
+            }
+        }
+        if object == self.pipeline.upcast_ref::<gst::Object>()
+            || object.has_as_ancestor(&self.pipeline)
+        {
+            Origin::Pipeline
+        } else {
+            // Only removed sources leave the pipeline while it runs.
+            Origin::RemovedSource
+        }
+    }
+}
+
+/// Who sent a message on the camera pipeline's bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The camera source in use: an error means the camera is lost.
+    LiveSource,
+    /// A source already replaced: its last words no longer matter.
+    RemovedSource,
+    /// The encoder side or the slate: an error there is fatal.
+    Pipeline,
+}

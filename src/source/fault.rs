@@ -1,0 +1,113 @@
+//! Fault injection for the test source: make it stop delivering frames,
+//! stall its streaming thread, or raise an error, on command — so the
+//! camera-loss path (slate, retries, recovery) runs on any machine. Enabled
+//! only with `[camera] fault_injection = true`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use gst::prelude::*;
+
+/// What the source does wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Frames are produced but never delivered (a camera that goes quiet).
+    Stop,
+    /// The streaming thread blocks (a driver that hangs).
+    Stall,
+    /// The source posts an error (a camera unplugged mid-read).
+    Error,
+}
+
+impl std::str::FromStr for FaultKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "stop" => Ok(FaultKind::Stop),
+            "stall" => Ok(FaultKind::Stall),
+            "error" => Ok(FaultKind::Error),
+            other => Err(format!("unknown fault {other:?}: use stop, stall or error")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    kind: FaultKind,
+    until: Instant,
+    /// An error is raised once per injection.
+    raised: bool,
+}
+
+/// Shared between the control plane (which injects) and every test source
+/// built for the camera (which obey), so a fault outlives a source rebuild.
+#[derive(Clone, Default)]
+pub struct FaultInjector {
+    fault: Arc<Mutex<Option<Fault>>>,
+}
+
+impl FaultInjector {
+    pub fn inject(&self, kind: FaultKind, duration: Duration) {
+        if let Ok(mut fault) = self.fault.lock() {
+            *fault = Some(Fault {
+                kind,
+                until: Instant::now() + duration,
+                raised: false,
+            });
+        }
+        tracing::warn!("fault injected: {kind:?} for {duration:?}");
+    }
+
+    /// The fault in force now, if any; marks an error as raised.
+    fn take_current(&self) -> Option<FaultKind> {
+        let mut fault = self.fault.lock().ok()?;
+        let current = (*fault)?;
+        if Instant::now() >= current.until {
+            *fault = None;
+            return None;
+        }
+        if current.kind == FaultKind::Error {
+            if current.raised {
+                // After the error the source is dead until rebuilt; a rebuilt
+                // one keeps failing quietly until the fault ends.
+                return Some(FaultKind::Stop);
+            }
+            *fault = Some(Fault {
+                raised: true,
+                ..current
+            });
+        }
+        Some(current.kind)
+    }
+
+    /// Makes `element`'s src pad obey injected faults.
+    pub fn watch(&self, element: &gst::Element) -> Result<()> {
+        let pad = element
+            .static_pad("src")
+            .context("fault injection needs a src pad")?;
+        let injector = self.clone();
+        let weak = element.downgrade();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            match injector.take_current() {
+                None => gst::PadProbeReturn::Ok,
+                Some(FaultKind::Stop) => gst::PadProbeReturn::Drop,
+                Some(FaultKind::Stall) => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    gst::PadProbeReturn::Drop
+                }
+                Some(FaultKind::Error) => {
+                    if let Some(element) = weak.upgrade() {
+                        gst::element_error!(
+                            element,
+                            gst::ResourceError::Read,
+                            ["injected fault: the camera failed"]
+                        );
+                    }
+                    gst::PadProbeReturn::Drop
+                }
+            }
+        });
+        Ok(())
+    }
+}

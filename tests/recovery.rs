@@ -1,0 +1,140 @@
+//! Camera loss on the host: the fault-injecting test source stops for 5 s
+//! while an RTSP viewer watches. The viewer must keep receiving frames (the
+//! slate) and then live frames again, without reconnecting.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{receive_stamped_frames, Edgecam, Player, Settings};
+use edgecam::source::identity::unix_time_us;
+
+#[test]
+fn a_viewer_stays_connected_through_a_camera_loss() {
+    let edgecam = Edgecam::start(Settings {
+        camera_extra: "fault_injection = true\nstall_timeout_ms = 500",
+        ..Settings::default()
+    });
+    let url = edgecam.url();
+    // One player for the whole 14 s: it is never restarted.
+    let viewer =
+        std::thread::spawn(move || receive_stamped_frames(Player::Ffmpeg, &url, 640, 360, 14));
+    std::thread::sleep(Duration::from_secs(4));
+    let fault_at = unix_time_us();
+    let injected = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            &edgecam.http_url("/api/camera/fault?kind=stop&seconds=5"),
+        ])
+        .output()
+        .expect("curl");
+    assert!(injected.status.success(), "fault injection refused");
+    let frames = viewer.join().expect("viewer");
+    let fault_end = fault_at + 5_000_000;
+
+    let live_before = frames
+        .iter()
+        .filter(|f| f.stamp.is_some() && f.received_us < fault_at)
+        .count();
+    let slate = frames
+        .iter()
+        .filter(|f| f.stamp.is_none() && f.received_us > fault_at && f.received_us < fault_end)
+        .count();
+    let live_after: Vec<_> = frames
+        .iter()
+        .filter(|f| f.received_us > fault_end)
+        .filter_map(|f| f.stamp)
+        .collect();
+    let longest_gap = frames
+        .windows(2)
+        .map(|w| w[1].received_us - w[0].received_us)
+        .max()
+        .unwrap_or(u64::MAX);
+    println!(
+        "camera loss: {live_before} live frames before, {slate} slate frames during the 5 s fault, \
+         {} live frames after; longest gap between frames {} ms",
+        live_after.len(),
+        longest_gap / 1000
+    );
+    assert!(
+        live_before > 60,
+        "only {live_before} live frames before the fault"
+    );
+    // 5 s of fault minus the 0.5 s stall timeout, at 30 fps, with slack.
+    assert!(slate > 90, "only {slate} slate frames during the fault");
+    assert!(
+        live_after.len() > 60,
+        "live video did not come back: {} frames",
+        live_after.len()
+    );
+    assert!(
+        longest_gap < 1_500_000,
+        "the stream stopped for {} ms",
+        longest_gap / 1000
+    );
+
+    let log = edgecam.log();
+    assert!(log.contains("camera lost"), "{log}");
+    assert!(log.contains("camera is back"), "{log}");
+    // The player connected once, before the fault, and never again.
+    let after_fault = &log[log.find("fault injected").expect("fault logged")..];
+    assert!(
+        !after_fault.contains("RTSP viewer connected"),
+        "the viewer reconnected:\n{log}"
+    );
+    let metrics = Command::new("curl")
+        .args(["-sf", &edgecam.http_url("/metrics")])
+        .output()
+        .expect("curl");
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        metrics.contains("edgecam_camera_losses_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edgecam_camera_reconnects_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("edgecam_camera_live 1"), "{metrics}");
+}
+
+#[test]
+fn a_source_error_is_a_loss_not_the_end() {
+    let edgecam = Edgecam::start(Settings {
+        camera_extra: "fault_injection = true",
+        ..Settings::default()
+    });
+    let injected = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            &edgecam.http_url("/api/camera/fault?kind=error&seconds=2"),
+        ])
+        .output()
+        .expect("curl");
+    assert!(injected.status.success());
+    std::thread::sleep(Duration::from_secs(6));
+    let stream = common::probe_stream(&edgecam.url(), "tcp");
+    assert_eq!(stream["codec_name"], "h264");
+    let log = edgecam.log();
+    assert!(
+        log.contains("camera lost") && log.contains("injected fault"),
+        "{log}"
+    );
+    assert!(log.contains("camera is back"), "{log}");
+}
+
+#[test]
+fn fault_injection_is_off_by_default() {
+    let edgecam = Edgecam::start(Settings::default());
+    let output = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(edgecam.http_url("/api/camera/fault?kind=stop&seconds=5"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "404");
+}
