@@ -32,6 +32,16 @@ fn a_viewer_stays_connected_through_a_camera_loss() {
         .output()
         .expect("curl");
     assert!(injected.status.success(), "fault injection refused");
+    std::thread::sleep(Duration::from_secs(2));
+    let output = Command::new("curl")
+        .args(["-s", &edgecam.http_url("/healthz")])
+        .output()
+        .expect("curl");
+    let health = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        health.contains("NO SIGNAL slate (camera lost)"),
+        "/healthz during the loss: {health}"
+    );
     let frames = viewer.join().expect("viewer");
     let fault_end = fault_at + 5_000_000;
 

@@ -14,10 +14,19 @@ const FRESH: Duration = Duration::from_secs(2);
 
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
     match state.progress.health(FRESH) {
-        Health::Streaming { frames } => (
-            StatusCode::OK,
-            format!("ok: streaming, {frames} frames so far\n"),
-        ),
+        // Frames flow either way; say whether they are the camera's.
+        Health::Streaming { frames } => match state.metrics.latest().map(|s| s.camera.state) {
+            Some("lost") => (
+                StatusCode::OK,
+                format!(
+                    "ok: streaming the NO SIGNAL slate (camera lost), {frames} frames so far\n"
+                ),
+            ),
+            _ => (
+                StatusCode::OK,
+                format!("ok: streaming, {frames} frames so far\n"),
+            ),
+        },
         Health::NoFrameYet => (
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable: no frame has reached the outputs yet\n".to_owned(),

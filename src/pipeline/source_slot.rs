@@ -71,6 +71,9 @@ impl SourceSlot {
             .context("slate has no src pad")?
             .link(&slate_pad)
             .context("linking the slate")?;
+        // The slate only runs while it is shown: drawing "NO SIGNAL" thirty
+        // times a second that nobody sees cost 4–6 % of a core and 10 MB.
+        slate.bin.set_locked_state(true);
         let slot = Self {
             pipeline: pipeline.clone(),
             selector,
@@ -142,10 +145,16 @@ impl SourceSlot {
         self.attach()
     }
 
+    /// Starts the slate and shows it.
     pub fn show_slate(&self) {
+        self.slate.bin.set_locked_state(false);
+        if let Err(err) = self.slate.bin.sync_state_with_parent() {
+            tracing::warn!("the slate did not start: {err}");
+        }
         self.selector.set_property("active-pad", &self.slate_pad);
     }
 
+    /// Shows the live source and stops the slate.
     pub fn show_live(&self) {
         if let Some(pad) = self
             .live
@@ -155,6 +164,8 @@ impl SourceSlot {
         {
             self.selector.set_property("active-pad", &pad);
         }
+        self.slate.bin.set_locked_state(true);
+        let _ = self.slate.bin.set_state(gst::State::Null);
     }
 
     /// Where a bus message's sender sits, which decides what its error means.
