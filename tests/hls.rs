@@ -8,15 +8,10 @@ use std::time::Duration;
 
 use common::{percentile, Edgecam, Settings};
 
-/// `curl -si URL` → (status line + headers lower-cased, body).
+/// GET with curl → (status line and headers lower-cased, body).
 fn curl(url: &str) -> (String, String) {
-    let output = Command::new("curl")
-        .args(["-si", "--max-time", "5", url])
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.to_lowercase(), body.to_owned())
+    let reply = common::http("GET", url);
+    (reply.head, reply.body)
 }
 
 fn media_sequence(playlist: &str) -> u64 {

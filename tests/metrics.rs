@@ -226,12 +226,9 @@ fn fifty_clients_and_one_that_never_reads() {
 fn prometheus_endpoint_passes_promtool() {
     let edgecam = Edgecam::start(Settings::default());
     std::thread::sleep(Duration::from_millis(1500));
-    let body = Command::new("curl")
-        .args(["-sf", "--max-time", "5", &edgecam.http_url("/metrics")])
-        .output()
-        .expect("curl");
-    assert!(body.status.success());
-    let text = String::from_utf8_lossy(&body.stdout);
+    let reply = common::http("GET", &edgecam.http_url("/metrics"));
+    assert_eq!(reply.status, 200);
+    let text = reply.body;
     for metric in [
         "edgecam_encoded_frames_total",
         "edgecam_capture_fps",
@@ -251,7 +248,7 @@ fn prometheus_endpoint_passes_promtool() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(&body.stdout)
+        .write_all(text.as_bytes())
         .expect("write");
     let verdict = promtool.wait_with_output().expect("promtool");
     assert!(

@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{receive_stamped_frames, Edgecam, Player, Settings};
+use common::{http, receive_stamped_frames, Edgecam, Player, Settings};
 use edgecam::source::identity::unix_time_us;
 
 #[test]
@@ -22,22 +21,17 @@ fn a_viewer_stays_connected_through_a_camera_loss() {
         std::thread::spawn(move || receive_stamped_frames(Player::Ffmpeg, &url, 640, 360, 14));
     std::thread::sleep(Duration::from_secs(4));
     let fault_at = unix_time_us();
-    let injected = Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            &edgecam.http_url("/api/camera/fault?kind=stop&seconds=5"),
-        ])
-        .output()
-        .expect("curl");
-    assert!(injected.status.success(), "fault injection refused");
+    let injected = http(
+        "POST",
+        &edgecam.http_url("/api/camera/fault?kind=stop&seconds=5"),
+    );
+    assert_eq!(
+        injected.status, 200,
+        "fault injection refused: {}",
+        injected.body
+    );
     std::thread::sleep(Duration::from_secs(2));
-    let output = Command::new("curl")
-        .args(["-s", &edgecam.http_url("/healthz")])
-        .output()
-        .expect("curl");
-    let health = String::from_utf8_lossy(&output.stdout);
+    let health = http("GET", &edgecam.http_url("/healthz")).body;
     assert!(
         health.contains("NO SIGNAL slate (camera lost)"),
         "/healthz during the loss: {health}"
@@ -95,11 +89,7 @@ fn a_viewer_stays_connected_through_a_camera_loss() {
         !after_fault.contains("RTSP viewer connected"),
         "the viewer reconnected:\n{log}"
     );
-    let metrics = Command::new("curl")
-        .args(["-sf", &edgecam.http_url("/metrics")])
-        .output()
-        .expect("curl");
-    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    let metrics = http("GET", &edgecam.http_url("/metrics")).body;
     assert!(
         metrics.contains("edgecam_camera_losses_total 1"),
         "{metrics}"
@@ -117,16 +107,11 @@ fn a_source_error_is_a_loss_not_the_end() {
         camera_extra: "fault_injection = true",
         ..Settings::default()
     });
-    let injected = Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            &edgecam.http_url("/api/camera/fault?kind=error&seconds=2"),
-        ])
-        .output()
-        .expect("curl");
-    assert!(injected.status.success());
+    let injected = http(
+        "POST",
+        &edgecam.http_url("/api/camera/fault?kind=error&seconds=2"),
+    );
+    assert_eq!(injected.status, 200, "{}", injected.body);
     std::thread::sleep(Duration::from_secs(6));
     let stream = common::probe_stream(&edgecam.url(), "tcp");
     assert_eq!(stream["codec_name"], "h264");
@@ -141,10 +126,9 @@ fn a_source_error_is_a_loss_not_the_end() {
 #[test]
 fn fault_injection_is_off_by_default() {
     let edgecam = Edgecam::start(Settings::default());
-    let output = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
-        .arg(edgecam.http_url("/api/camera/fault?kind=stop&seconds=5"))
-        .output()
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "404");
+    let reply = http(
+        "POST",
+        &edgecam.http_url("/api/camera/fault?kind=stop&seconds=5"),
+    );
+    assert_eq!(reply.status, 404);
 }

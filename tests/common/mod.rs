@@ -367,3 +367,31 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     let index = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
     sorted[index]
 }
+
+/// One HTTP exchange made with curl.
+pub struct HttpReply {
+    pub status: u16,
+    /// Status line and headers, lower-cased.
+    pub head: String,
+    pub body: String,
+}
+
+/// `curl -si -X METHOD URL`.
+pub fn http(method: &str, url: &str) -> HttpReply {
+    let output = Command::new("curl")
+        .args(["-si", "--max-time", "5", "-X", method, url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    HttpReply {
+        status,
+        head: head.to_lowercase(),
+        body: body.to_owned(),
+    }
+}
