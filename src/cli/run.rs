@@ -96,7 +96,7 @@ pub fn run(config: &Config) -> Result<()> {
         )
     };
     let state = http::AppState {
-        progress: pipeline.progress.clone(),
+        counters: pipeline.counters.clone(),
         hls_dir: hls.as_ref().map(|hls| hls.dir.path().to_owned()),
         metrics,
         ws_stall: std::time::Duration::from_secs(config.metrics.ws_stall_s.into()),

@@ -7,13 +7,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::AppState;
-use crate::pipeline::progress::Health;
+use crate::pipeline::progress::{self, Health};
 
 /// Frames must have reached the outputs this recently.
 const FRESH: Duration = Duration::from_secs(2);
 
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
-    match state.progress.health(FRESH) {
+    match progress::health(&state.counters, FRESH) {
         // Frames flow either way; say whether they are the camera's.
         Health::Streaming { frames } => match state.metrics.latest().map(|s| s.camera.state) {
             Some("lost") => (

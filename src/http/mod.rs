@@ -18,12 +18,12 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::metrics::Metrics;
-use crate::pipeline::progress::FrameProgress;
 
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
-    pub progress: FrameProgress,
+    /// Frames and bytes through the camera pipeline (health reads them).
+    pub counters: crate::metrics::counters::StreamCounters,
     /// Where HLS files are; `None` when HLS is off.
     pub hls_dir: Option<PathBuf>,
     pub metrics: Metrics,

@@ -25,8 +25,6 @@ pub struct CameraPipeline {
     pub pipeline: gst::Pipeline,
     /// Encoded H.264 (byte-stream, access units, SPS/PPS before every IDR).
     pub producer: gst_utils::StreamProducer,
-    /// Frames handed to the outputs.
-    pub progress: progress::FrameProgress,
     /// Counters for the metrics, kept by probes along the chain.
     pub counters: crate::metrics::counters::StreamCounters,
     /// The queue in front of the encoder (its fill level separates late
@@ -103,18 +101,15 @@ impl CameraPipeline {
             &appsink,
             gst_utils::streamproducer::ProducerSettings { sync: false },
         );
-        let progress = progress::FrameProgress::new();
         if let Some(pad) = encoder.static_pad("sink") {
             counters.watch_encoder_input(&pad);
         }
         if let Some(pad) = appsink.static_pad("sink") {
-            progress.watch(&pad);
             counters.watch_encoded(&pad);
         }
         Ok(Self {
             pipeline,
             producer,
-            progress,
             counters,
             encoder_queue: queue,
             sources,

@@ -1,26 +1,10 @@
-//! Whether frames are moving: the last frame id that reached the outputs
-//! and when. Read by the health check (and later by the systemd watchdog and
-//! the metrics), written by a pad probe where the encoded stream leaves the
-//! camera pipeline.
+//! Whether frames are moving: read by the health check (and later by the
+//! systemd watchdog) from the counters kept where the encoded stream leaves
+//! the camera pipeline.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use gst::prelude::*;
-
-#[derive(Clone)]
-pub struct FrameProgress {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    started: Instant,
-    /// Frames seen so far; 0 means none yet.
-    frames: AtomicU64,
-    /// Milliseconds after `started` when the last frame passed.
-    last_at_ms: AtomicU64,
-}
+use crate::metrics::counters::StreamCounters;
 
 /// What the health check reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,51 +14,16 @@ pub enum Health {
     Stalled { since: Duration, frames: u64 },
 }
 
-impl FrameProgress {
-    pub fn new() -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                started: Instant::now(),
-                frames: AtomicU64::new(0),
-                last_at_ms: AtomicU64::new(0),
-            }),
-        }
-    }
-
-    /// Counts every buffer passing `pad`.
-    pub fn watch(&self, pad: &gst::Pad) {
-        let progress = self.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            progress.record();
-            gst::PadProbeReturn::Ok
-        });
-    }
-
-    fn record(&self) {
-        let now_ms = self.inner.started.elapsed().as_millis() as u64;
-        self.inner.last_at_ms.store(now_ms, Ordering::Relaxed);
-        self.inner.frames.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Healthy when a frame passed within `window`.
-    pub fn health(&self, window: Duration) -> Health {
-        let frames = self.inner.frames.load(Ordering::Relaxed);
-        if frames == 0 {
-            return Health::NoFrameYet;
-        }
-        let last = Duration::from_millis(self.inner.last_at_ms.load(Ordering::Relaxed));
-        let since = self.inner.started.elapsed().saturating_sub(last);
-        if since <= window {
-            Health::Streaming { frames }
-        } else {
-            Health::Stalled { since, frames }
-        }
-    }
-}
-
-impl Default for FrameProgress {
-    fn default() -> Self {
-        Self::new()
+/// Healthy when an encoded frame reached the outputs within `window`.
+pub fn health(counters: &StreamCounters, window: Duration) -> Health {
+    let Some(since) = counters.since_last_encoded() else {
+        return Health::NoFrameYet;
+    };
+    let frames = counters.read().encoded_frames;
+    if since <= window {
+        Health::Streaming { frames }
+    } else {
+        Health::Stalled { since, frames }
     }
 }
 
@@ -84,16 +33,19 @@ mod tests {
 
     #[test]
     fn health_follows_frames() {
-        let progress = FrameProgress::new();
-        assert_eq!(progress.health(Duration::from_secs(2)), Health::NoFrameYet);
-        progress.record();
-        progress.record();
+        let counters = StreamCounters::default();
         assert_eq!(
-            progress.health(Duration::from_secs(2)),
+            health(&counters, Duration::from_secs(2)),
+            Health::NoFrameYet
+        );
+        counters.record_encoded(100, Some(1), None);
+        counters.record_encoded(100, Some(2), None);
+        assert_eq!(
+            health(&counters, Duration::from_secs(2)),
             Health::Streaming { frames: 2 }
         );
         std::thread::sleep(Duration::from_millis(20));
-        match progress.health(Duration::from_millis(5)) {
+        match health(&counters, Duration::from_millis(5)) {
             Health::Stalled { since, frames } => {
                 assert_eq!(frames, 2);
                 assert!(since >= Duration::from_millis(15), "{since:?}");
