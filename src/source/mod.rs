@@ -93,19 +93,29 @@ pub fn raw_caps(camera: &CameraConfig) -> gst::Caps {
         .build()
 }
 
-/// Wraps `elements` (already linked, last one's src pad is the output) in a
-/// bin with a ghost `src` pad.
-pub(crate) fn bin_with_output(name: &str, elements: &[gst::Element]) -> Result<gst::Bin> {
+/// Finishes a source: appends a capsfilter pinning [`raw_caps`], tags every
+/// frame leaving it with its identity (and runs `hook` on it), and wraps
+/// the chain in a bin called `name` whose ghost `src` pad is the output.
+fn finish_source(
+    name: &str,
+    camera: &CameraConfig,
+    mut elements: Vec<gst::Element>,
+    ids: &identity::FrameIds,
+    hook: Option<identity::FrameHook>,
+) -> Result<gst::Bin> {
     use gst::prelude::*;
-    let bin = gst::Bin::with_name(name);
-    bin.add_many(elements)?;
-    gst::Element::link_many(elements)?;
-    let last = elements
-        .last()
-        .context("a source bin needs at least one element")?;
-    let pad = last
+    let caps = gst::ElementFactory::make("capsfilter")
+        .name(format!("{name}-caps"))
+        .property("caps", raw_caps(camera))
+        .build()?;
+    let pad = caps
         .static_pad("src")
-        .context("last source element has no src pad")?;
+        .context("capsfilter has no src pad")?;
+    identity::tag_frames(&pad, ids, hook);
+    elements.push(caps);
+    let bin = gst::Bin::with_name(name);
+    bin.add_many(&elements)?;
+    gst::Element::link_many(&elements)?;
     let ghost = gst::GhostPad::builder_with_target(&pad)?
         .name("src")
         .build();

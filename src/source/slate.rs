@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use gst::prelude::*;
 
-use super::identity::{self, FrameIds};
+use super::identity::FrameIds;
 use crate::config::CameraConfig;
 
 pub struct Slate {
@@ -23,9 +23,6 @@ impl Slate {
             .property("foreground-color", 0xFF_30_30_30u32)
             .build()
             .context("videotestsrc (package gstreamer1.0-plugins-base)")?;
-        let caps = gst::ElementFactory::make("capsfilter")
-            .property("caps", super::raw_caps(camera))
-            .build()?;
         let text = gst::ElementFactory::make("textoverlay")
             .name("slatetext")
             .property_from_str("valignment", "center")
@@ -37,14 +34,8 @@ impl Slate {
             .build()
             .context("textoverlay (package gstreamer1.0-plugins-base)")?;
         let convert = gst::ElementFactory::make("videoconvert").build()?;
-        let out_caps = gst::ElementFactory::make("capsfilter")
-            .property("caps", super::raw_caps(camera))
-            .build()?;
-        let pad = out_caps
-            .static_pad("src")
-            .context("capsfilter has no src pad")?;
-        identity::tag_frames(&pad, ids, None);
-        let bin = super::bin_with_output("slate", &[src, caps, text.clone(), convert, out_caps])?;
+        let bin =
+            super::finish_source("slate", camera, vec![src, text.clone(), convert], ids, None)?;
         let slate = Self {
             bin,
             text,

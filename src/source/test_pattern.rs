@@ -7,7 +7,6 @@
 //! motion is also what a fixed camera mostly sees.
 
 use anyhow::{Context, Result};
-use gst::prelude::*;
 use gst_video::prelude::*;
 
 use super::fault::FaultInjector;
@@ -32,11 +31,6 @@ pub fn build(
         .property("foreground-color", 0xFF_F0_C0_30u32)
         .build()
         .context("videotestsrc (package gstreamer1.0-plugins-base)")?;
-    let caps = gst::ElementFactory::make("capsfilter")
-        .name("testcaps")
-        .property("caps", super::raw_caps(camera))
-        .build()?;
-
     let (width, height) = (camera.width as usize, camera.height as usize);
     let hook: Option<FrameHook> = if stamp::fits(width, height) {
         Some(Box::new(move |buffer, frame_id, captured_us| {
@@ -56,12 +50,7 @@ pub fn build(
     };
     // Faults act before tagging, so dropped frames use no frame ids.
     faults.watch(&src)?;
-    let pad = caps
-        .static_pad("src")
-        .context("capsfilter has no src pad")?;
-    identity::tag_frames(&pad, ids, hook);
-
-    super::bin_with_output("source", &[src, caps])
+    super::finish_source("source", camera, vec![src], ids, hook)
 }
 
 fn paint_stamp(buffer: &mut gst::BufferRef, width: usize, height: usize, stamp: Stamp) {

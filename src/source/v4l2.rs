@@ -71,12 +71,5 @@ pub fn build(
     let convert = gst::ElementFactory::make("videoconvert").build()?;
     let scale = gst::ElementFactory::make("videoscale").build()?;
     let rate = gst::ElementFactory::make("videorate").build()?;
-    let caps = gst::ElementFactory::make("capsfilter")
-        .property("caps", super::raw_caps(camera))
-        .build()?;
-    let pad = caps
-        .static_pad("src")
-        .context("capsfilter has no src pad")?;
-    identity::tag_frames(&pad, ids, None);
-    super::bin_with_output("source", &[src, convert, scale, rate, caps])
+    super::finish_source("source", camera, vec![src, convert, scale, rate], ids, None)
 }
