@@ -56,7 +56,7 @@ impl SourceSlot {
         let selector = gst::ElementFactory::make("input-selector")
             .name("source-selector")
             .build()
-            .context("input-selector (package gstreamer1.0-plugins-base... core)")?;
+            .context("input-selector (GStreamer's core elements)")?;
         let slate = Slate::build(camera, &source.describe(), &ids)?;
         pipeline.add_many([
             selector.upcast_ref(),
@@ -156,26 +156,22 @@ impl SourceSlot {
 
     /// Shows the live source and stops the slate.
     pub fn show_live(&self) {
-        if let Some(pad) = self
-            .live
-            .lock()
-            .ok()
-            .and_then(|live| live.as_ref().map(|l| l.pad.clone()))
-        {
+        if let Some((_, pad)) = self.live_parts() {
             self.selector.set_property("active-pad", &pad);
         }
         self.slate.bin.set_locked_state(true);
         let _ = self.slate.bin.set_state(gst::State::Null);
     }
 
+    /// The live source's bin and selector pad, if one is attached.
+    fn live_parts(&self) -> Option<(gst::Bin, gst::Pad)> {
+        let live = self.live.lock().ok()?;
+        live.as_ref().map(|l| (l.bin.clone(), l.pad.clone()))
+    }
+
     /// Where a bus message's sender sits, which decides what its error means.
     pub fn origin(&self, object: &gst::Object) -> Origin {
-        let live = self
-            .live
-            .lock()
-            .ok()
-            .and_then(|live| live.as_ref().map(|l| l.bin.clone()));
-        if let Some(bin) = live {
+        if let Some((bin, _)) = self.live_parts() {
             if object == bin.upcast_ref::<gst::Object>() || object.has_as_ancestor(&bin) {
                 return Origin::LiveSource;
             }
