@@ -300,7 +300,9 @@ pub enum Player {
 impl Player {
     /// The command line, RTSP over TCP, with decoder threading and output
     /// buffering turned off: each would hold frames back and inflate the
-    /// measured latency.
+    /// measured latency. ffmpeg gets `-fps_mode passthrough`: its rawvideo
+    /// output otherwise defaults to constant frame rate and duplicates a
+    /// frame whenever arrival jitters on a busy machine.
     fn command(self, url: &str, seconds: u32) -> Command {
         let args = match self {
             // The stream parameters are in the SDP, so ffmpeg need not probe;
@@ -308,11 +310,12 @@ impl Player {
             // while probing (the keyframe included) and start late.
             Player::Ffmpeg => format!(
                 "-v error -rtsp_transport tcp -probesize 32 -analyzeduration 0 -flags low_delay \
-                 -threads 1 -i {url} -t {seconds} -an -f rawvideo -pix_fmt gray -flush_packets 1 -"
+                 -threads 1 -i {url} -t {seconds} -an -fps_mode passthrough -f rawvideo -pix_fmt gray \
+                 -flush_packets 1 -"
             ),
             Player::FfmpegHls => format!(
-                "-v error -threads 1 -i {url} -t {seconds} -an -f rawvideo -pix_fmt gray \
-                 -flush_packets 1 -"
+                "-v error -threads 1 -i {url} -t {seconds} -an -fps_mode passthrough -f rawvideo \
+                 -pix_fmt gray -flush_packets 1 -"
             ),
             Player::GstLaunch => format!(
                 "-q rtspsrc location={url} protocols=tcp latency=0 ! rtph264depay \
