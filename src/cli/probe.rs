@@ -39,7 +39,46 @@ pub fn probe(config: &Config) -> Result<()> {
         println!("  none");
     }
     for device in &devices {
-        println!("  {:<14} {}", device.path, device.name);
+        println!(
+            "  {:<14} {} (driver {}, {})",
+            device.path, device.name, device.driver, device.bus
+        );
+        for name in &device.stable_names {
+            println!("      also {name}");
+        }
+        for format in &device.formats {
+            println!(
+                "      {} ({}): {}",
+                format.fourcc,
+                format.description,
+                v4l2::negotiate::describe_sizes(&format.sizes)
+            );
+        }
+        match v4l2::negotiate::choose(
+            device,
+            config.camera.format,
+            (config.camera.width, config.camera.height, config.camera.fps),
+        ) {
+            Ok(mode) => println!(
+                "      → for {}x{}@{} edgecam would capture {mode}",
+                config.camera.width, config.camera.height, config.camera.fps
+            ),
+            Err(err) => println!("      → {err}"),
+        }
+        match v4l2::controls::list(&device.path) {
+            Ok(controls) if !controls.is_empty() => {
+                println!("      controls:");
+                for c in controls {
+                    let value = c.value.map_or("-".to_owned(), |v| v.to_string());
+                    println!(
+                        "        {:<32} {:<8} {}..{} default {} now {}",
+                        c.name, c.kind, c.minimum, c.maximum, c.default, value
+                    );
+                }
+            }
+            Ok(_) => println!("      controls: none"),
+            Err(err) => println!("      controls: {err}"),
+        }
     }
     match source::resolve(&config.camera, &devices) {
         Ok(chosen) => println!(

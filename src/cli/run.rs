@@ -104,6 +104,7 @@ pub fn run(config: &Config) -> Result<()> {
             .camera
             .fault_injection
             .then(|| pipeline.sources.faults.clone()),
+        controls: pipeline.sources.controls.clone(),
     };
     let outputs: Vec<gst::Pipeline> = hls.iter().map(|hls| hls.pipeline().clone()).collect();
     let outcome = runtime.block_on(async {

@@ -2,6 +2,8 @@
 //! types and must agree with the repository's `config.toml` (a unit test
 //! checks that the two never drift apart).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 pub const DEFAULT_WIDTH: u32 = 1280;
@@ -58,6 +60,54 @@ pub struct CameraConfig {
     pub stall_timeout_ms: u32,
     pub retry_max_s: u32,
     pub fault_injection: bool,
+    pub format: CaptureFormat,
+    /// Control name → value, applied whenever the camera opens.
+    pub controls: BTreeMap<String, ControlSetting>,
+}
+
+/// The pixel format asked of a V4L2 camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureFormat {
+    #[default]
+    Auto,
+    H264,
+    Mjpeg,
+    Yuyv,
+    Nv12,
+}
+
+impl CaptureFormat {
+    /// How messages name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CaptureFormat::Auto => "format",
+            CaptureFormat::H264 => "H.264",
+            CaptureFormat::Mjpeg => "MJPEG",
+            CaptureFormat::Yuyv => "YUYV",
+            CaptureFormat::Nv12 => "NV12",
+        }
+    }
+}
+
+/// A camera control's value as config and the API write it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum ControlSetting {
+    Bool(bool),
+    Int(i64),
+    /// A menu item's name.
+    Text(String),
+}
+
+impl std::fmt::Display for ControlSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ControlSetting::Bool(b) => write!(f, "{b}"),
+            ControlSetting::Int(i) => write!(f, "{i}"),
+            ControlSetting::Text(t) => write!(f, "{t:?}"),
+        }
+    }
 }
 
 impl Default for CameraConfig {
@@ -71,6 +121,8 @@ impl Default for CameraConfig {
             stall_timeout_ms: DEFAULT_STALL_TIMEOUT_MS,
             retry_max_s: DEFAULT_RETRY_MAX_S,
             fault_injection: false,
+            format: CaptureFormat::Auto,
+            controls: BTreeMap::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Prometheus and the health check. It runs on the tokio runtime beside the
 //! rest.
 
+mod controls;
 mod dashboard;
 mod fault;
 mod health;
@@ -31,17 +32,29 @@ pub struct AppState {
     pub ws_stall: std::time::Duration,
     /// Fault injection into the test source, when `camera.fault_injection`.
     pub faults: Option<crate::source::fault::FaultInjector>,
+    /// The camera's controls.
+    pub controls: crate::source::v4l2::SharedControls,
 }
 
 pub fn router(state: AppState) -> Router {
+    // Endpoints that change something. Kept apart so one authentication
+    // layer can guard them all (the remote-configuration work adds it).
+    let writes = Router::new()
+        .route(
+            "/api/camera/controls/{name}",
+            axum::routing::put(controls::set),
+        )
+        .route("/api/camera/fault", axum::routing::post(fault::inject));
     Router::new()
+        .merge(writes)
         .route("/", get(dashboard::index))
         .route("/assets/{name}", get(dashboard::asset))
         .route("/healthz", get(health::healthz))
         .route("/hls/{file}", get(hls::file))
         .route("/metrics", get(metrics::metrics))
         .route("/api/metrics/ws", get(ws::metrics_ws))
-        .route("/api/camera/fault", axum::routing::post(fault::inject))
+        .route("/api/camera/controls", get(controls::list))
+        .route("/api/camera/controls/{name}", get(controls::get_one))
         .with_state(state)
 }
 

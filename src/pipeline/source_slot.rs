@@ -22,6 +22,7 @@ use crate::metrics::counters::StreamCounters;
 use crate::source::fault::FaultInjector;
 use crate::source::identity::FrameIds;
 use crate::source::slate::Slate;
+use crate::source::v4l2::{CameraControls, SharedControls};
 use crate::source::{self, ResolvedSource};
 
 /// The live source in use and the selector pad it feeds.
@@ -40,6 +41,8 @@ pub struct SourceSlot {
     camera: CameraConfig,
     ids: FrameIds,
     pub faults: FaultInjector,
+    /// The V4L2 camera's controls (nothing to control on the test pattern).
+    pub controls: SharedControls,
     counters: StreamCounters,
 }
 
@@ -84,6 +87,7 @@ impl SourceSlot {
             camera: camera.clone(),
             ids,
             faults: FaultInjector::default(),
+            controls: CameraControls::new(camera.controls.clone()),
             counters: counters.clone(),
         };
         slot.attach()?;
@@ -98,7 +102,13 @@ impl SourceSlot {
 
     /// Builds a fresh live source and links it in (not shown yet).
     fn attach(&self) -> Result<()> {
-        let bin = source::build(&self.source, &self.camera, &self.ids, &self.faults)?;
+        let bin = source::build(
+            &self.source,
+            &self.camera,
+            &self.ids,
+            &self.faults,
+            &self.controls,
+        )?;
         let src = bin.static_pad("src").context("source bin has no src pad")?;
         self.counters.watch_capture(&src);
         // A source's end of stream is a camera loss, never the end of the

@@ -38,18 +38,32 @@ pub type FrameIds = Arc<AtomicU64>;
 /// burns the latency stamp into the picture).
 pub type FrameHook = Box<dyn Fn(&mut gst::BufferRef, u64, u64) + Send + Sync>;
 
+/// Where a frame's capture time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureTime {
+    /// The moment the frame passes (a synthetic source makes it then).
+    Now,
+    /// The buffer's timestamp, which a camera source takes from the driver:
+    /// the frame's age on the pipeline clock is subtracted from now.
+    FromTimestamps,
+}
+
 /// Tags every buffer passing `pad` with the next frame id and the capture
 /// time, then runs `hook` on it with (frame id, capture time in µs).
-pub fn tag_frames(pad: &gst::Pad, ids: &FrameIds, hook: Option<FrameHook>) {
+pub fn tag_frames(pad: &gst::Pad, ids: &FrameIds, when: CaptureTime, hook: Option<FrameHook>) {
     let next_id = ids.clone();
     let caps = unix_time_caps();
     let id_caps = frame_id_caps();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_pad, info| {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
             return gst::PadProbeReturn::Ok;
         };
         let frame_id = next_id.fetch_add(1, Ordering::Relaxed);
-        let captured_us = unix_time_us();
+        let now_us = unix_time_us();
+        let captured_us = match when {
+            CaptureTime::Now => now_us,
+            CaptureTime::FromTimestamps => now_us.saturating_sub(age_us(pad, buffer.pts())),
+        };
         let buffer = buffer.make_mut();
         gst::ReferenceTimestampMeta::add(
             buffer,
@@ -68,6 +82,19 @@ pub fn tag_frames(pad: &gst::Pad, ids: &FrameIds, hook: Option<FrameHook>) {
         }
         gst::PadProbeReturn::Ok
     });
+}
+
+/// How long ago, on the pipeline clock, a buffer stamped `pts` was taken.
+/// Live sources start their segment at 0, so the timestamp is the running
+/// time. Zero when the element is not yet on a clock.
+fn age_us(pad: &gst::Pad, pts: Option<gst::ClockTime>) -> u64 {
+    let Some(element) = pad.parent_element() else {
+        return 0;
+    };
+    match (element.clock(), element.base_time(), pts) {
+        (Some(clock), Some(base), Some(pts)) => clock.time().saturating_sub(base + pts).useconds(),
+        _ => 0,
+    }
 }
 
 /// The reference timestamp with `caps` that a buffer carries.

@@ -32,29 +32,25 @@ impl ResolvedSource {
 
 /// Decides which source runs. `devices` is what discovery found, first first.
 pub fn resolve(camera: &CameraConfig, devices: &[v4l2::CaptureDevice]) -> Result<ResolvedSource> {
-    let wanted =
-        |device: &&v4l2::CaptureDevice| camera.device.is_empty() || device.path == camera.device;
-    match camera.source {
-        SourceKind::Test => Ok(ResolvedSource::TestPattern),
-        SourceKind::V4l2 => match devices.iter().find(wanted) {
-            Some(device) => Ok(ResolvedSource::V4l2(device.clone())),
-            None => bail!(
-                "camera.source = \"v4l2\" but {} (found: {})",
+    let found = v4l2::find(&camera.device, devices);
+    match (camera.source, found) {
+        (SourceKind::Test, _) => Ok(ResolvedSource::TestPattern),
+        (SourceKind::V4l2 | SourceKind::Auto, Some(device)) => {
+            Ok(ResolvedSource::V4l2(device.clone()))
+        }
+        (SourceKind::V4l2, None) => bail!(
+            "camera.source = \"v4l2\" but {} (found: {})",
+            describe_wanted(&camera.device),
+            v4l2::describe_all(devices)
+        ),
+        (SourceKind::Auto, None) => {
+            tracing::info!(
+                "camera.source = \"auto\": {} (found: {}), using the test pattern",
                 describe_wanted(&camera.device),
                 v4l2::describe_all(devices)
-            ),
-        },
-        SourceKind::Auto => match devices.iter().find(wanted) {
-            Some(device) => Ok(ResolvedSource::V4l2(device.clone())),
-            None => {
-                tracing::info!(
-                    "camera.source = \"auto\": {} (found: {}), using the test pattern",
-                    describe_wanted(&camera.device),
-                    v4l2::describe_all(devices)
-                );
-                Ok(ResolvedSource::TestPattern)
-            }
-        },
+            );
+            Ok(ResolvedSource::TestPattern)
+        }
     }
 }
 
@@ -62,21 +58,23 @@ fn describe_wanted(device: &str) -> String {
     if device.is_empty() {
         "no V4L2 capture device exists".to_owned()
     } else {
-        format!("the V4L2 capture device {device} does not exist")
+        format!("no V4L2 capture device matches camera.device = {device:?}")
     }
 }
 
 /// Builds the source bin for `source` at the configured size and rate,
-/// numbering frames from `ids`. `faults` reaches the test pattern only.
+/// numbering frames from `ids`. `faults` reaches the test pattern only;
+/// a V4L2 camera gets its `controls` each time it opens.
 pub fn build(
     source: &ResolvedSource,
     camera: &CameraConfig,
     ids: &identity::FrameIds,
     faults: &fault::FaultInjector,
+    controls: &v4l2::CameraControls,
 ) -> Result<gst::Bin> {
     match source {
         ResolvedSource::TestPattern => test_pattern::build(camera, ids, faults),
-        ResolvedSource::V4l2(device) => v4l2::build(device, camera, ids),
+        ResolvedSource::V4l2(_) => v4l2::build(camera, ids, controls),
     }
     .with_context(|| format!("building the {} source", source.describe()))
 }
@@ -101,6 +99,7 @@ fn finish_source(
     camera: &CameraConfig,
     mut elements: Vec<gst::Element>,
     ids: &identity::FrameIds,
+    when: identity::CaptureTime,
     hook: Option<identity::FrameHook>,
 ) -> Result<gst::Bin> {
     use gst::prelude::*;
@@ -111,7 +110,7 @@ fn finish_source(
     let pad = caps
         .static_pad("src")
         .context("capsfilter has no src pad")?;
-    identity::tag_frames(&pad, ids, hook);
+    identity::tag_frames(&pad, ids, when, hook);
     elements.push(caps);
     let bin = gst::Bin::with_name(name);
     bin.add_many(&elements)?;
@@ -131,6 +130,10 @@ mod tests {
         v4l2::CaptureDevice {
             path: path.to_owned(),
             name: "Cam".to_owned(),
+            driver: "vivid".to_owned(),
+            bus: String::new(),
+            stable_names: Vec::new(),
+            formats: Vec::new(),
         }
     }
 

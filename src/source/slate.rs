@@ -34,8 +34,14 @@ impl Slate {
             .build()
             .context("textoverlay (package gstreamer1.0-plugins-base)")?;
         let convert = gst::ElementFactory::make("videoconvert").build()?;
-        let bin =
-            super::finish_source("slate", camera, vec![src, text.clone(), convert], ids, None)?;
+        let bin = super::finish_source(
+            "slate",
+            camera,
+            vec![src, text.clone(), convert],
+            ids,
+            super::identity::CaptureTime::Now,
+            None,
+        )?;
         let slate = Self {
             bin,
             text,

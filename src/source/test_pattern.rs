@@ -50,7 +50,14 @@ pub fn build(
     };
     // Faults act before tagging, so dropped frames use no frame ids.
     faults.watch(&src)?;
-    super::finish_source("source", camera, vec![src], ids, hook)
+    super::finish_source(
+        "source",
+        camera,
+        vec![src],
+        ids,
+        super::identity::CaptureTime::Now,
+        hook,
+    )
 }
 
 fn paint_stamp(buffer: &mut gst::BufferRef, width: usize, height: usize, stamp: Stamp) {

@@ -1,0 +1,251 @@
+//! V4L2 cameras: discovery and mode negotiation with the `v4l` crate
+//! (ioctl level), live controls, and the GStreamer `v4l2src` bin that
+//! carries the frames.
+
+pub mod controls;
+pub mod discovery;
+pub mod negotiate;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+
+pub use discovery::{capture_devices, CaptureDevice};
+use negotiate::{Decode, Mode};
+
+use super::identity;
+use crate::config::{CameraConfig, ControlSetting};
+
+/// "none", or the paths and names, for messages.
+pub fn describe_all(devices: &[CaptureDevice]) -> String {
+    if devices.is_empty() {
+        "none".to_owned()
+    } else {
+        devices
+            .iter()
+            .map(|d| format!("{} ({})", d.path, d.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The device `wanted` names: empty for the first one, a path or a
+/// /dev/v4l/by-id|by-path link (compared after resolving links), or a card
+/// name (case does not matter).
+pub fn find<'a>(wanted: &str, devices: &'a [CaptureDevice]) -> Option<&'a CaptureDevice> {
+    if wanted.is_empty() {
+        return devices.first();
+    }
+    if wanted.starts_with('/') {
+        let target = Path::new(wanted).canonicalize().ok();
+        return devices.iter().find(|d| {
+            d.path == wanted
+                || d.stable_names.iter().any(|n| n == wanted)
+                || (target.is_some() && Path::new(&d.path).canonicalize().ok() == target)
+        });
+    }
+    devices.iter().find(|d| d.name.eq_ignore_ascii_case(wanted))
+}
+
+/// The open camera's device node and the control values it should have:
+/// those from `[camera.controls]`, overridden by changes made through the
+/// API, so a replugged camera gets them all back.
+#[derive(Debug, Default)]
+pub struct CameraControls {
+    device: Mutex<Option<String>>,
+    settings: Mutex<BTreeMap<String, ControlSetting>>,
+}
+
+pub type SharedControls = Arc<CameraControls>;
+
+impl CameraControls {
+    pub fn new(settings: BTreeMap<String, ControlSetting>) -> SharedControls {
+        Arc::new(Self {
+            device: Mutex::new(None),
+            settings: Mutex::new(settings),
+        })
+    }
+
+    /// The device node of the V4L2 camera in use, if the camera is one.
+    pub fn device(&self) -> Option<String> {
+        self.device.lock().ok()?.clone()
+    }
+
+    /// Sets a control on the camera now and remembers it for reopenings.
+    pub fn set(
+        &self,
+        name: &str,
+        setting: &ControlSetting,
+    ) -> Result<controls::ControlInfo, SetError> {
+        let device = self.device().ok_or(SetError::NoCamera)?;
+        let info = controls::set(&device, name, setting).map_err(SetError::Control)?;
+        if let Ok(mut settings) = self.settings.lock() {
+            settings.insert(name.to_owned(), setting.clone());
+        }
+        Ok(info)
+    }
+
+    /// Records the newly opened camera and gives it the remembered values.
+    fn opened(&self, device: &str) {
+        if let Ok(mut current) = self.device.lock() {
+            *current = Some(device.to_owned());
+        }
+        let settings = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
+        controls::apply_all(device, &settings);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetError {
+    #[error("the camera in use is not a V4L2 device, so it has no controls")]
+    NoCamera,
+    #[error(transparent)]
+    Control(controls::ControlError),
+}
+
+/// Finds the configured camera again (it may have come back under another
+/// node after a replug), picks its capture mode and builds the `v4l2src`
+/// bin delivering the configured raw caps.
+pub fn build(
+    camera: &CameraConfig,
+    ids: &identity::FrameIds,
+    camera_controls: &CameraControls,
+) -> Result<gst::Bin> {
+    let devices = capture_devices();
+    let Some(device) = find(&camera.device, &devices) else {
+        bail!(
+            "camera {:?} is not present (found: {})",
+            if camera.device.is_empty() {
+                "any V4L2 capture device"
+            } else {
+                &camera.device
+            },
+            describe_all(&devices)
+        );
+    };
+    let mode = negotiate::choose(
+        device,
+        camera.format,
+        (camera.width, camera.height, camera.fps),
+    )?;
+    let rate_short = mode.rate.fps() + 0.01 < f64::from(camera.fps);
+    tracing::info!(
+        "camera {} ({}): capturing {mode}{}",
+        device.path,
+        device.name,
+        if rate_short {
+            format!(
+                " — below the configured {} fps; frames are repeated",
+                camera.fps
+            )
+        } else {
+            String::new()
+        }
+    );
+    camera_controls.opened(&device.path);
+    let elements = elements(&device.path, &mode).context("building the capture chain")?;
+    super::finish_source(
+        "source",
+        camera,
+        elements,
+        ids,
+        identity::CaptureTime::FromTimestamps,
+        None,
+    )
+}
+
+/// `v4l2src ! <mode caps> ! [decoder] ! videoconvert ! videoscale !
+/// videorate`; the last three do nothing when the mode already matches.
+fn elements(device: &str, mode: &Mode) -> Result<Vec<gst::Element>> {
+    let make = |factory: &str, package: &str| {
+        gst::ElementFactory::make(factory)
+            .build()
+            .with_context(|| format!("{factory} (package {package})"))
+    };
+    let src = gst::ElementFactory::make("v4l2src")
+        .name("v4l2src")
+        .property("device", device)
+        .build()
+        .context("v4l2src (package gstreamer1.0-plugins-good)")?;
+    let media_type = match mode.decode {
+        Decode::H264 => "video/x-h264",
+        Decode::Jpeg => "image/jpeg",
+        Decode::Raw(_) => "video/x-raw",
+    };
+    let mut caps = gst::Caps::builder(media_type)
+        .field("width", mode.width as i32)
+        .field("height", mode.height as i32)
+        .field(
+            "framerate",
+            gst::Fraction::new(mode.rate.num as i32, mode.rate.den as i32),
+        );
+    if let Decode::Raw(format) = mode.decode {
+        caps = caps.field("format", format);
+    }
+    let filter = gst::ElementFactory::make("capsfilter")
+        .name("v4l2-mode")
+        .property("caps", caps.build())
+        .build()?;
+    let mut chain = vec![src, filter];
+    match mode.decode {
+        Decode::H264 => {
+            chain.push(make("h264parse", "gstreamer1.0-plugins-bad")?);
+            chain.push(make("avdec_h264", "gstreamer1.0-libav")?);
+        }
+        Decode::Jpeg => chain.push(make("jpegdec", "gstreamer1.0-plugins-good")?),
+        Decode::Raw(_) => {}
+    }
+    chain.push(make("videoconvert", "gstreamer1.0-plugins-base")?);
+    chain.push(make("videoscale", "gstreamer1.0-plugins-base")?);
+    chain.push(make("videorate", "gstreamer1.0-plugins-base")?);
+    Ok(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(path: &str, name: &str, links: &[&str]) -> CaptureDevice {
+        CaptureDevice {
+            path: path.to_owned(),
+            name: name.to_owned(),
+            driver: "uvcvideo".to_owned(),
+            bus: String::new(),
+            stable_names: links.iter().map(|l| (*l).to_owned()).collect(),
+            formats: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_camera_is_found_by_path_link_or_card_name() {
+        let devices = [
+            device("/dev/video0", "Integrated Camera", &[]),
+            device(
+                "/dev/video2",
+                "HD Pro Webcam C920",
+                &["/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920-video-index0"],
+            ),
+        ];
+        let path = |d: Option<&CaptureDevice>| d.map(|d| d.path.clone());
+        assert_eq!(path(find("", &devices)), Some("/dev/video0".into()));
+        assert_eq!(
+            path(find("/dev/video2", &devices)),
+            Some("/dev/video2".into())
+        );
+        assert_eq!(
+            path(find(
+                "/dev/v4l/by-id/usb-046d_HD_Pro_Webcam_C920-video-index0",
+                &devices
+            )),
+            Some("/dev/video2".into())
+        );
+        assert_eq!(
+            path(find("hd pro webcam c920", &devices)),
+            Some("/dev/video2".into())
+        );
+        assert_eq!(path(find("/dev/video7", &devices)), None);
+        assert_eq!(path(find("Logitech", &devices)), None);
+    }
+}
