@@ -28,6 +28,7 @@ const SAMPLE_FIELDS: &[&str] = &[
     "clients",
     "cpu_percent",
     "rss_bytes",
+    "open_fds",
     "soc_temp_c",
     "throttling",
     "uptime_s",

@@ -6,19 +6,24 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 APT_UPDATED=""
 
-# Building and running: the GStreamer libraries edgecam links, and the plugins
-# holding the elements it creates (videotestsrc, v4l2src, x264enc,
-# openh264enc, h264parse, rtph264pay).
+# Building and running: the GStreamer libraries edgecam links, the plugins
+# holding the elements it creates (videotestsrc, v4l2src, jpegdec, x264enc,
+# openh264enc, h264parse, rtph264pay; avdec_h264 for cameras sending H.264),
+# and libclang, which the v4l crate's bindgen needs to read the kernel's
+# V4L2 headers.
 BUILD_PACKAGES=(
-  gcc libc6-dev pkg-config
+  gcc libc6-dev pkg-config libclang-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav
 )
 # Testing: the real clients the tests play the stream with.
 # promtool (package prometheus) checks the /metrics exposition; Chromium
 # loads the dashboard.
-TEST_PACKAGES=(ffmpeg gstreamer1.0-tools gstreamer1.0-libav curl prometheus chromium)
+TEST_PACKAGES=(ffmpeg gstreamer1.0-tools curl prometheus chromium)
+# The V4L2 tests: a qemu guest running Debian's kernel with the vivid virtual
+# camera (scripts/vm/build makes its initramfs from busybox).
+VM_PACKAGES=(qemu-system-x86 busybox-static)
 
 apt_install() {
   if [ -z "$APT_UPDATED" ]; then

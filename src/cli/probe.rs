@@ -46,12 +46,24 @@ pub fn probe(config: &Config) -> Result<()> {
         for name in &device.stable_names {
             println!("      also {name}");
         }
-        for format in &device.formats {
+        let (usable, others): (Vec<_>, Vec<_>) = device
+            .formats
+            .iter()
+            .partition(|f| v4l2::negotiate::usable(&f.fourcc));
+        for format in usable {
             println!(
                 "      {} ({}): {}",
                 format.fourcc,
                 format.description,
                 v4l2::negotiate::describe_sizes(&format.sizes)
+            );
+        }
+        if !others.is_empty() {
+            let names: Vec<&str> = others.iter().map(|f| f.fourcc.trim()).collect();
+            println!(
+                "      {} more formats edgecam does not capture in: {}",
+                names.len(),
+                names.join(" ")
             );
         }
         match v4l2::negotiate::choose(

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::config::ControlSetting;
-use crate::source::v4l2::controls::{self, ControlError};
+use crate::source::v4l2::controls::ControlError;
 use crate::source::v4l2::SetError;
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -43,20 +43,21 @@ fn no_camera() -> Response {
     error(StatusCode::NOT_FOUND, SetError::NoCamera)
 }
 
+fn set_error(err: SetError) -> Response {
+    match err {
+        SetError::NoCamera => no_camera(),
+        SetError::Control(err) => control_error(err),
+    }
+}
+
 pub async fn list(State(state): State<AppState>) -> Response {
-    let Some(device) = state.controls.device() else {
-        return no_camera();
-    };
-    let listed = blocking({
-        let device = device.clone();
-        move || controls::list(&device)
-    })
-    .await;
+    let camera = state.controls.clone();
+    let listed = blocking(move || camera.list().map(|all| (camera.device(), all))).await;
     match listed {
-        Some(Ok(controls)) => {
+        Some(Ok((device, controls))) => {
             Json(json!({ "device": device, "controls": controls })).into_response()
         }
-        Some(Err(err)) => control_error(err),
+        Some(Err(err)) => set_error(err),
         None => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the control query failed",
@@ -65,10 +66,8 @@ pub async fn list(State(state): State<AppState>) -> Response {
 }
 
 pub async fn get_one(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    let Some(device) = state.controls.device() else {
-        return no_camera();
-    };
-    let listed = blocking(move || controls::list(&device)).await;
+    let camera = state.controls.clone();
+    let listed = blocking(move || camera.list()).await;
     match listed {
         Some(Ok(all)) => match all.into_iter().find(|c| c.name == name) {
             Some(control) => Json(control).into_response(),
@@ -77,7 +76,7 @@ pub async fn get_one(State(state): State<AppState>, Path(name): Path<String>) ->
                 format!("the camera has no control named {name:?}"),
             ),
         },
-        Some(Err(err)) => control_error(err),
+        Some(Err(err)) => set_error(err),
         None => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the control query failed",
@@ -116,8 +115,7 @@ pub async fn set(State(state): State<AppState>, Path(name): Path<String>, body: 
     .await;
     match done {
         Some(Ok(control)) => Json(control).into_response(),
-        Some(Err(SetError::NoCamera)) => no_camera(),
-        Some(Err(SetError::Control(err))) => control_error(err),
+        Some(Err(err)) => set_error(err),
         None => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the control change failed",

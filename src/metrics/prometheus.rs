@@ -121,6 +121,12 @@ pub fn render(sample: &Sample) -> String {
     );
     gauge(
         &mut registry,
+        "process_open_fds",
+        "File descriptors edgecam holds open",
+        sample.open_fds.map(|n| n as f64),
+    );
+    gauge(
+        &mut registry,
         "soc_temperature_celsius",
         "SoC temperature",
         sample.soc_temp_c,

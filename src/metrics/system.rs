@@ -40,6 +40,12 @@ pub fn process_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// File descriptors this process holds open: a leak across camera
+/// reconnects shows here first.
+pub fn process_open_fds() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
 /// The first thermal zone's temperature (the SoC on a Pi), in °C.
 pub fn soc_temperature_c() -> Option<f64> {
     let text = std::fs::read_to_string("/sys/class/thermal/thermal_zone0/temp").ok()?;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::CameraPipeline;
 
 /// First retry delay after a loss; doubles up to the configured cap.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
+const FIRST_RETRY: Duration = Duration::from_millis(500);
 
 /// What the metrics and logs report about the camera.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -48,8 +48,10 @@ enum State {
         backoff: Duration,
         shown_seconds: u64,
         /// Captured frames when the current source was (re)opened: only
-        /// frames beyond it prove the camera is back.
-        baseline: u64,
+        /// frames beyond it prove the camera is back. None while the source
+        /// that failed is still in place: frames it had in flight prove
+        /// nothing, only a reopened source can bring the camera back.
+        baseline: Option<u64>,
     },
 }
 
@@ -95,9 +97,11 @@ impl Recovery {
             State::Live => {
                 let quiet = now.duration_since(self.last_moved);
                 if quiet > self.stall_timeout {
+                    // A stalled source may simply resume.
                     self.lose(
                         camera,
                         &format!("no frame for {:.1} s", quiet.as_secs_f64()),
+                        false,
                     );
                 }
             }
@@ -110,7 +114,7 @@ impl Recovery {
             } => {
                 let lost_for = now.duration_since(*since);
                 // A few new frames, still coming: the camera is back.
-                if flowing && captured >= *baseline + 3 {
+                if flowing && baseline.is_some_and(|b| captured >= b + 3) {
                     camera.sources.show_live();
                     self.status.reconnects += 1;
                     self.status.state = "live";
@@ -135,7 +139,7 @@ impl Recovery {
                     if let Err(err) = camera.sources.replace() {
                         tracing::warn!("camera: reopening failed: {err:#}");
                     }
-                    *baseline = camera.counters.read().captured_frames;
+                    *baseline = Some(camera.counters.read().captured_frames);
                     *backoff = (*backoff * 2).min(self.max_backoff);
                     *next_retry = now + *backoff;
                 }
@@ -146,14 +150,16 @@ impl Recovery {
     /// The live source reported an error: the camera is gone now.
     pub fn source_failed(&mut self, camera: &CameraPipeline, reason: &str) {
         match self.state {
-            State::Live => self.lose(camera, reason),
+            State::Live => self.lose(camera, reason, true),
             State::Lost { .. } => {
                 tracing::debug!("camera source failed again while lost: {reason}")
             }
         }
     }
 
-    fn lose(&mut self, camera: &CameraPipeline, reason: &str) {
+    /// Shows the slate; `failed` when the source reported an error (it will
+    /// deliver nothing more), not merely went quiet.
+    fn lose(&mut self, camera: &CameraPipeline, reason: &str, failed: bool) {
         camera.sources.show_slate();
         camera.sources.slate.show_lost_for(0);
         self.status.losses += 1;
@@ -165,7 +171,7 @@ impl Recovery {
             next_retry: now + FIRST_RETRY,
             backoff: FIRST_RETRY,
             shown_seconds: 0,
-            baseline: camera.counters.read().captured_frames,
+            baseline: (!failed).then(|| camera.counters.read().captured_frames),
         };
         tracing::warn!(
             losses = self.status.losses,

@@ -22,6 +22,7 @@ use crate::metrics::counters::StreamCounters;
 use crate::source::fault::FaultInjector;
 use crate::source::identity::FrameIds;
 use crate::source::slate::Slate;
+use crate::source::v4l2::capture::CaptureThread;
 use crate::source::v4l2::{CameraControls, SharedControls};
 use crate::source::{self, ResolvedSource};
 
@@ -29,6 +30,8 @@ use crate::source::{self, ResolvedSource};
 struct Live {
     bin: gst::Bin,
     pad: gst::Pad,
+    /// A camera's capture thread; dropped after the bin has stopped.
+    capture: Option<CaptureThread>,
 }
 
 pub struct SourceSlot {
@@ -102,7 +105,7 @@ impl SourceSlot {
 
     /// Builds a fresh live source and links it in (not shown yet).
     fn attach(&self) -> Result<()> {
-        let bin = source::build(
+        let source::BuiltSource { bin, capture } = source::build(
             &self.source,
             &self.camera,
             &self.ids,
@@ -132,7 +135,7 @@ impl SourceSlot {
                 .context("starting the new source")?;
         }
         if let Ok(mut live) = self.live.lock() {
-            *live = Some(Live { bin, pad });
+            *live = Some(Live { bin, pad, capture });
         }
         Ok(())
     }
@@ -147,6 +150,9 @@ impl SourceSlot {
         self.selector.release_request_pad(&old.pad);
         let _ = old.bin.set_state(gst::State::Null);
         let _ = self.pipeline.remove(&old.bin);
+        // Only now, with nothing left to push into, stop the capture thread
+        // (which closes the device).
+        drop(old.capture);
     }
 
     /// Throws the live source away and builds a new one (after a loss).

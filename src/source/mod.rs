@@ -62,6 +62,14 @@ fn describe_wanted(device: &str) -> String {
     }
 }
 
+/// A built source: its bin, and for a camera the capture thread feeding
+/// it, which must be dropped (stopping it, closing the device) once the bin
+/// has stopped.
+pub struct BuiltSource {
+    pub bin: gst::Bin,
+    pub capture: Option<v4l2::capture::CaptureThread>,
+}
+
 /// Builds the source bin for `source` at the configured size and rate,
 /// numbering frames from `ids`. `faults` reaches the test pattern only;
 /// a V4L2 camera gets its `controls` each time it opens.
@@ -71,10 +79,17 @@ pub fn build(
     ids: &identity::FrameIds,
     faults: &fault::FaultInjector,
     controls: &v4l2::CameraControls,
-) -> Result<gst::Bin> {
+) -> Result<BuiltSource> {
     match source {
-        ResolvedSource::TestPattern => test_pattern::build(camera, ids, faults),
-        ResolvedSource::V4l2(_) => v4l2::build(camera, ids, controls),
+        ResolvedSource::TestPattern => {
+            test_pattern::build(camera, ids, faults).map(|bin| BuiltSource { bin, capture: None })
+        }
+        ResolvedSource::V4l2(_) => {
+            v4l2::build(camera, ids, controls).map(|(bin, thread)| BuiltSource {
+                bin,
+                capture: Some(thread),
+            })
+        }
     }
     .with_context(|| format!("building the {} source", source.describe()))
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use edgecam::source::identity::unix_time_us;
 use edgecam::source::stamp::{self, Stamp};
 
+pub mod vm;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgecam");
 
 /// A port nobody listens on right now.

@@ -74,10 +74,20 @@ impl std::fmt::Display for Rate {
     }
 }
 
-/// Lists V4L2 capture devices in device-number order. Empty when the kernel
-/// has no V4L2. Nodes that cannot capture video (a UVC camera's metadata
-/// node, encoders, radios) are left out.
+/// Lists V4L2 capture devices in device-number order, with everything each
+/// offers. Empty when the kernel has no V4L2. Nodes that cannot capture
+/// video (a UVC camera's metadata node, encoders, radios) are left out.
 pub fn capture_devices() -> Vec<CaptureDevice> {
+    list(true)
+}
+
+/// The same list without the formats: enough to find a device by name, and
+/// far cheaper (vivid alone answers ~1000 format/size/rate queries).
+pub fn capture_nodes() -> Vec<CaptureDevice> {
+    list(false)
+}
+
+fn list(with_formats: bool) -> Vec<CaptureDevice> {
     let mut nodes: Vec<(u32, PathBuf)> = std::fs::read_dir("/dev")
         .into_iter()
         .flatten()
@@ -91,7 +101,7 @@ pub fn capture_devices() -> Vec<CaptureDevice> {
     nodes.sort();
     nodes
         .iter()
-        .filter_map(|(_, path)| match describe(path) {
+        .filter_map(|(_, path)| match describe(path, with_formats) {
             Ok(device) => device,
             Err(err) => {
                 tracing::debug!("{}: {err}", path.display());
@@ -101,15 +111,21 @@ pub fn capture_devices() -> Vec<CaptureDevice> {
         .collect()
 }
 
-/// Opens `path` and reads what it offers; `None` when it cannot capture.
-pub fn describe(path: &Path) -> std::io::Result<Option<CaptureDevice>> {
+/// Opens `path` and reads what it is (and, `with_formats`, what it offers);
+/// `None` when it cannot capture.
+pub fn describe(path: &Path, with_formats: bool) -> std::io::Result<Option<CaptureDevice>> {
     let device = v4l::Device::with_path(path)?;
     let caps = device.query_caps()?;
     if !caps.capabilities.contains(Flags::VIDEO_CAPTURE) {
         return Ok(None);
     }
     let mut formats = Vec::new();
-    for format in device.enum_formats()? {
+    let offered = if with_formats {
+        device.enum_formats()?
+    } else {
+        Vec::new()
+    };
+    for format in offered {
         let fourcc = format.fourcc;
         let mut sizes = Vec::new();
         for size in device.enum_framesizes(fourcc).unwrap_or_default() {

@@ -2,6 +2,7 @@
 //! (ioctl level), live controls, and the GStreamer `v4l2src` bin that
 //! carries the frames.
 
+pub mod capture;
 pub mod controls;
 pub mod discovery;
 pub mod negotiate;
@@ -11,6 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
+use gst::prelude::*;
 
 pub use discovery::{capture_devices, CaptureDevice};
 use negotiate::{Decode, Mode};
@@ -63,9 +65,15 @@ pub type SharedControls = Arc<CameraControls>;
 impl CameraControls {
     pub fn new(settings: BTreeMap<String, ControlSetting>) -> SharedControls {
         Arc::new(Self {
-            device: Mutex::new(None),
             settings: Mutex::new(settings),
+            ..Self::default()
         })
+    }
+
+    /// Every control of the camera in use, with its current value.
+    pub fn list(&self) -> Result<Vec<controls::ControlInfo>, SetError> {
+        let device = self.device().ok_or(SetError::NoCamera)?;
+        controls::list(&device).map_err(SetError::Control)
     }
 
     /// The device node of the V4L2 camera in use, if the camera is one.
@@ -81,8 +89,12 @@ impl CameraControls {
     ) -> Result<controls::ControlInfo, SetError> {
         let device = self.device().ok_or(SetError::NoCamera)?;
         let info = controls::set(&device, name, setting).map_err(SetError::Control)?;
-        if let Ok(mut settings) = self.settings.lock() {
-            settings.insert(name.to_owned(), setting.clone());
+        // A button is an action, not a state: replaying it at every reopen
+        // would repeat it (vivid's "disconnect" would loop forever).
+        if info.kind != "button" {
+            if let Ok(mut settings) = self.settings.lock() {
+                settings.insert(name.to_owned(), setting.clone());
+            }
         }
         Ok(info)
     }
@@ -92,6 +104,7 @@ impl CameraControls {
         if let Ok(mut current) = self.device.lock() {
             *current = Some(device.to_owned());
         }
+
         let settings = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
         controls::apply_all(device, &settings);
     }
@@ -106,15 +119,16 @@ pub enum SetError {
 }
 
 /// Finds the configured camera again (it may have come back under another
-/// node after a replug), picks its capture mode and builds the `v4l2src`
-/// bin delivering the configured raw caps.
+/// node after a replug), picks its capture mode, starts capturing and
+/// builds the bin turning its frames into the configured raw caps:
+/// `appsrc ! [decoder] ! videoconvert ! videoscale ! videorate`.
 pub fn build(
     camera: &CameraConfig,
     ids: &identity::FrameIds,
     camera_controls: &CameraControls,
-) -> Result<gst::Bin> {
-    let devices = capture_devices();
-    let Some(device) = find(&camera.device, &devices) else {
+) -> Result<(gst::Bin, capture::CaptureThread)> {
+    let nodes = discovery::capture_nodes();
+    let Some(node) = find(&camera.device, &nodes) else {
         bail!(
             "camera {:?} is not present (found: {})",
             if camera.device.is_empty() {
@@ -122,9 +136,13 @@ pub fn build(
             } else {
                 &camera.device
             },
-            describe_all(&devices)
+            describe_all(&nodes)
         );
     };
+    let device = discovery::describe(Path::new(&node.path), true)
+        .with_context(|| format!("reading what {} offers", node.path))?
+        .with_context(|| format!("{} no longer captures video", node.path))?;
+    let device = &device;
     let mode = negotiate::choose(
         device,
         camera.format,
@@ -144,51 +162,40 @@ pub fn build(
             String::new()
         }
     );
-    camera_controls.opened(&device.path);
-    let elements = elements(&device.path, &mode).context("building the capture chain")?;
-    super::finish_source(
+    let appsrc = gst_app::AppSrc::builder()
+        .name("v4l2-capture")
+        .caps(&capture::caps(&mode))
+        .is_live(true)
+        .format(gst::Format::Time)
+        // A late frame is worth less than the next one: keep two at most,
+        // dropping the oldest.
+        .max_buffers(2)
+        .leaky_type(gst_app::AppLeakyType::Downstream)
+        .build();
+    let mut elements = vec![appsrc.clone().upcast::<gst::Element>()];
+    elements.extend(decode_chain(&mode)?);
+    let bin = super::finish_source(
         "source",
         camera,
         elements,
         ids,
         identity::CaptureTime::FromTimestamps,
         None,
-    )
+    )?;
+    let thread = capture::start(&device.path, &mode, &appsrc)?;
+    camera_controls.opened(&device.path);
+    Ok((bin, thread))
 }
 
-/// `v4l2src ! <mode caps> ! [decoder] ! videoconvert ! videoscale !
-/// videorate`; the last three do nothing when the mode already matches.
-fn elements(device: &str, mode: &Mode) -> Result<Vec<gst::Element>> {
+/// `[decoder] ! videoconvert ! videoscale ! videorate`; the last three pass
+/// frames through untouched when the mode already matches.
+fn decode_chain(mode: &Mode) -> Result<Vec<gst::Element>> {
     let make = |factory: &str, package: &str| {
         gst::ElementFactory::make(factory)
             .build()
             .with_context(|| format!("{factory} (package {package})"))
     };
-    let src = gst::ElementFactory::make("v4l2src")
-        .name("v4l2src")
-        .property("device", device)
-        .build()
-        .context("v4l2src (package gstreamer1.0-plugins-good)")?;
-    let media_type = match mode.decode {
-        Decode::H264 => "video/x-h264",
-        Decode::Jpeg => "image/jpeg",
-        Decode::Raw(_) => "video/x-raw",
-    };
-    let mut caps = gst::Caps::builder(media_type)
-        .field("width", mode.width as i32)
-        .field("height", mode.height as i32)
-        .field(
-            "framerate",
-            gst::Fraction::new(mode.rate.num as i32, mode.rate.den as i32),
-        );
-    if let Decode::Raw(format) = mode.decode {
-        caps = caps.field("format", format);
-    }
-    let filter = gst::ElementFactory::make("capsfilter")
-        .name("v4l2-mode")
-        .property("caps", caps.build())
-        .build()?;
-    let mut chain = vec![src, filter];
+    let mut chain = Vec::new();
     match mode.decode {
         Decode::H264 => {
             chain.push(make("h264parse", "gstreamer1.0-plugins-bad")?);

@@ -184,16 +184,35 @@ fn pick_rate(rates: &[Rate], fps: u32) -> Option<Rate> {
         .copied()
 }
 
-/// "YUYV 640x480@30/15, 1280x720@10; MJPG …" for error messages and probe.
+/// Whether edgecam can capture in this fourcc.
+pub fn usable(fourcc: &str) -> bool {
+    classify(fourcc).is_some()
+}
+
+/// "YUYV 640x480@30/15, 1280x720@10; MJPG …; also RGGB, Y10" for error
+/// messages: the usable formats in full, the rest by name only (vivid
+/// alone offers 83).
 pub fn describe_offers(formats: &[FormatOffer]) -> String {
     if formats.is_empty() {
         return "no formats".to_owned();
     }
-    formats
+    let mut parts: Vec<String> = formats
         .iter()
+        .filter(|f| usable(&f.fourcc))
         .map(|f| format!("{} {}", f.fourcc, describe_sizes(&f.sizes)))
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    let others: Vec<&str> = formats
+        .iter()
+        .filter(|f| !usable(&f.fourcc))
+        .map(|f| f.fourcc.trim())
+        .collect();
+    if !others.is_empty() {
+        parts.push(format!(
+            "also {} (not usable by edgecam)",
+            others.join(", ")
+        ));
+    }
+    parts.join("; ")
 }
 
 /// "640x480@30/15, 1280x720@10" or "16x16–1920x1080@60/30".
