@@ -136,12 +136,21 @@ impl Recovery {
                         "camera: reopening the source (lost {:.0} s ago)",
                         lost_for.as_secs_f64()
                     );
-                    if let Err(err) = camera.sources.replace() {
+                    let opened = camera.sources.replace();
+                    if let Err(err) = &opened {
                         tracing::warn!("camera: reopening failed: {err:#}");
                     }
                     *baseline = Some(camera.counters.read().captured_frames);
                     *backoff = (*backoff * 2).min(self.max_backoff);
-                    *next_retry = now + *backoff;
+                    // A source that opened gets as long as a live one to
+                    // deliver before it is torn down again: a camera can
+                    // take a second to start streaming.
+                    let wait = if opened.is_ok() {
+                        (*backoff).max(self.stall_timeout)
+                    } else {
+                        *backoff
+                    };
+                    *next_retry = Instant::now() + wait;
                 }
             }
         }

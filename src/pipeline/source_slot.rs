@@ -158,6 +158,7 @@ impl SourceSlot {
     /// Throws the live source away and builds a new one (after a loss).
     pub fn replace(&self) -> Result<()> {
         self.detach();
+        release_freed_memory();
         self.attach()
     }
 
@@ -200,6 +201,18 @@ impl SourceSlot {
             // Only removed sources leave the pipeline while it runs.
             Origin::RemovedSource
         }
+    }
+}
+
+/// Hands memory freed by the old source back to the system. The old
+/// source's frames were freed on other threads than they were allocated
+/// on, which leaves glibc's per-thread heaps holding them: without this,
+/// resident memory drifted up by several MB over 20 reconnects.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns unused heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
