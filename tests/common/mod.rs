@@ -62,7 +62,20 @@ pub struct Edgecam {
 }
 
 impl Edgecam {
+    /// Starts edgecam on free ports. A port found free can be taken by
+    /// another test's client before edgecam binds it; then it starts again
+    /// on new ports (edgecam names the busy port and exits).
     pub fn start(settings: Settings) -> Self {
+        for _ in 0..3 {
+            match Self::try_start(settings.clone()) {
+                Ok(edgecam) => return edgecam,
+                Err(log) => eprintln!("port taken meanwhile, starting again:\n{log}"),
+            }
+        }
+        panic!("edgecam found no free ports in three attempts");
+    }
+
+    fn try_start(settings: Settings) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let http_port = free_port();
@@ -101,22 +114,27 @@ impl Edgecam {
             http_port,
             settings,
         };
-        edgecam.wait_until_listening();
-        edgecam
+        edgecam.wait_until_listening()?;
+        Ok(edgecam)
     }
 
-    fn wait_until_listening(&mut self) {
+    /// Err with the log when a port turned out to be taken.
+    fn wait_until_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("edgecam exited early with {status}:\n{}", self.log());
+                    let log = self.log();
+                    if log.contains("Address already in use") {
+                        return Err(log);
+                    }
+                    panic!("edgecam exited early with {status}:\n{log}");
                 }
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 && self.log().contains("camera pipeline is playing")
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
