@@ -113,22 +113,8 @@ fn metrics(vm: &Vm) -> String {
 }
 
 fn put_control(vm: &Vm, name: &str, value: &str) -> common::HttpReply {
-    let output = Command::new("curl")
-        .args(["-si", "--max-time", "10", "-X", "PUT", "--data", value])
-        .arg(vm.http_url(CAM0[1], &format!("/api/camera/controls/{name}")))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    common::HttpReply {
-        status: head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0),
-        head: head.to_lowercase(),
-        body: body.to_owned(),
-    }
+    let url = vm.http_url(CAM0[1], &format!("/api/camera/controls/{name}"));
+    common::http_with_body("PUT", &url, Some(value))
 }
 
 /// Waits until the camera is live again after `reconnects_before`.

@@ -401,10 +401,17 @@ pub struct HttpReply {
 
 /// `curl -si -X METHOD URL`.
 pub fn http(method: &str, url: &str) -> HttpReply {
-    let output = Command::new("curl")
-        .args(["-si", "--max-time", "5", "-X", method, url])
-        .output()
-        .expect("curl");
+    http_with_body(method, url, None)
+}
+
+/// `curl -si -X METHOD [--data BODY] URL`.
+pub fn http_with_body(method: &str, url: &str, body: Option<&str>) -> HttpReply {
+    let mut command = Command::new("curl");
+    command.args(["-si", "--max-time", "10", "-X", method]);
+    if let Some(body) = body {
+        command.args(["--data", body]);
+    }
+    let output = command.arg(url).output().expect("curl");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
