@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http, receive_stamped_frames, Edgecam, Player, Settings};
+use common::vm::metric;
+use common::{http, probe_stream, receive_stamped_frames, Edgecam, Player, Settings};
 use edgecam::source::identity::unix_time_us;
 
 #[test]
@@ -131,4 +132,35 @@ fn fault_injection_is_off_by_default() {
         &edgecam.http_url("/api/camera/fault?kind=stop&seconds=5"),
     );
     assert_eq!(reply.status, 404);
+}
+
+#[test]
+fn a_camera_missing_at_start_is_waited_for_behind_the_slate() {
+    // This host has no V4L2 at all: the configured camera never appears.
+    let edgecam = Edgecam::start(Settings {
+        source: "v4l2",
+        camera_extra: "device = \"/dev/v4l/by-id/usb-not-plugged-in-video-index0\"",
+        ..Settings::default()
+    });
+    let stream = probe_stream(&edgecam.url(), "tcp");
+    assert_eq!(
+        stream.get("codec_name").map(String::as_str),
+        Some("h264"),
+        "{stream:?}"
+    );
+    assert_eq!(
+        stream.get("width").map(String::as_str),
+        Some("640"),
+        "{stream:?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let metrics = http("GET", &edgecam.http_url("/metrics")).body;
+    assert_eq!(
+        metric(&metrics, "edgecam_camera_live"),
+        Some(0.0),
+        "{metrics}"
+    );
+    let log = edgecam.log();
+    assert!(log.contains("waiting for it"), "{log}");
+    assert!(log.contains("reopening the source"), "no retry yet:\n{log}");
 }

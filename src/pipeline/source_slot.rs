@@ -93,8 +93,17 @@ impl SourceSlot {
             controls: CameraControls::new(camera.controls.clone()),
             counters: counters.clone(),
         };
-        slot.attach()?;
-        slot.show_live();
+        match slot.attach() {
+            Ok(()) => slot.show_live(),
+            // A camera that is not there (yet) is a camera loss like any
+            // other: the outputs start on the slate and recovery keeps
+            // looking for it.
+            Err(err) if matches!(source, ResolvedSource::V4l2(_)) => {
+                tracing::warn!("the camera cannot be opened yet: {err:#}; showing the slate");
+                slot.show_slate();
+            }
+            Err(err) => return Err(err),
+        }
         Ok(slot)
     }
 

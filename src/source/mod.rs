@@ -9,7 +9,7 @@ pub mod stamp;
 mod test_pattern;
 pub mod v4l2;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::config::{CameraConfig, SourceKind};
 
@@ -38,11 +38,18 @@ pub fn resolve(camera: &CameraConfig, devices: &[v4l2::CaptureDevice]) -> Result
         (SourceKind::V4l2 | SourceKind::Auto, Some(device)) => {
             Ok(ResolvedSource::V4l2(device.clone()))
         }
-        (SourceKind::V4l2, None) => bail!(
-            "camera.source = \"v4l2\" but {} (found: {})",
-            describe_wanted(&camera.device),
-            v4l2::describe_all(devices)
-        ),
+        // Plugged in later, it is found by the reopen attempts; until then
+        // viewers see the slate.
+        (SourceKind::V4l2, None) => {
+            tracing::warn!(
+                "camera.source = \"v4l2\" but {} (found: {}); waiting for it",
+                describe_wanted(&camera.device),
+                v4l2::describe_all(devices)
+            );
+            Ok(ResolvedSource::V4l2(v4l2::CaptureDevice::absent(
+                &camera.device,
+            )))
+        }
         (SourceKind::Auto, None) => {
             tracing::info!(
                 "camera.source = \"auto\": {} (found: {}), using the test pattern",
@@ -169,18 +176,17 @@ mod tests {
     }
 
     #[test]
-    fn v4l2_with_missing_device_is_an_error_naming_it() {
+    fn v4l2_with_missing_device_waits_for_it() {
         let camera = CameraConfig {
             source: SourceKind::V4l2,
             device: "/dev/video9".to_owned(),
             ..CameraConfig::default()
         };
-        let err = resolve(&camera, &[device("/dev/video0")])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("/dev/video9") && err.contains("/dev/video0"),
-            "{err}"
+        let resolved = resolve(&camera, &[device("/dev/video0")]).unwrap();
+        assert_eq!(
+            resolved.describe(),
+            "V4L2 /dev/video9 (not present yet)",
+            "{resolved:?}"
         );
     }
 }

@@ -26,6 +26,8 @@ pub fn free_port() -> u16 {
 /// What a test wants from the camera and encoder.
 #[derive(Clone)]
 pub struct Settings {
+    /// `camera.source`.
+    pub source: &'static str,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -40,6 +42,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            source: "test",
             width: 640,
             height: 360,
             fps: 30,
@@ -80,10 +83,11 @@ impl Edgecam {
         let port = free_port();
         let http_port = free_port();
         let config = format!(
-            "[camera]\nsource = \"test\"\nwidth = {}\nheight = {}\nfps = {}\n{}\n\n\
+            "[camera]\nsource = \"{}\"\nwidth = {}\nheight = {}\nfps = {}\n{}\n\n\
              [encoder]\nkind = \"{}\"\nkeyframe_interval = {}\nprofile = \"{}\"\n\n\
              [rtsp]\nport = {port}\n\n[http]\nbind = \"127.0.0.1:{http_port}\"\n\n\
              [hls]\ndir = \"{hls_dir}\"\nwindow = {window}\n",
+            settings.source,
             settings.width,
             settings.height,
             settings.fps,

@@ -23,6 +23,25 @@ pub struct CaptureDevice {
     pub formats: Vec<FormatOffer>,
 }
 
+impl CaptureDevice {
+    /// Stands for a configured camera that is not plugged in yet.
+    pub fn absent(wanted: &str) -> Self {
+        let path = if wanted.is_empty() {
+            "any V4L2 camera"
+        } else {
+            wanted
+        };
+        Self {
+            path: path.to_owned(),
+            name: "not present yet".to_owned(),
+            driver: String::new(),
+            bus: String::new(),
+            stable_names: Vec::new(),
+            formats: Vec::new(),
+        }
+    }
+}
+
 /// One pixel format and the sizes the device offers in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatOffer {
