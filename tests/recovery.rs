@@ -12,8 +12,32 @@ use edgecam::source::identity::unix_time_us;
 
 #[test]
 fn a_viewer_stays_connected_through_a_camera_loss() {
+    viewer_through_a_five_second_loss("");
+}
+
+/// The same with a camera that sends H.264 (the test pattern encoding
+/// inside the source, keyframes 2 s apart): its stream goes out untouched,
+/// only the slate is encoded, and the switch back waits for the camera's
+/// keyframe, so every frame after it decodes.
+#[test]
+fn a_passed_through_h264_camera_survives_a_loss_too() {
+    let edgecam = viewer_through_a_five_second_loss("format = \"h264\"\n");
+    let log = edgecam.log();
+    assert!(
+        log.contains("encoder: none, the camera's H.264 is passed through"),
+        "{log}"
+    );
+}
+
+/// One RTSP viewer for 14 s while the test source stops for 5 s from the
+/// 4th second: live, slate, live again, all in one session. Returns the
+/// service for further checks.
+fn viewer_through_a_five_second_loss(camera_extra: &'static str) -> Edgecam {
+    let camera_extra = Box::leak(
+        format!("{camera_extra}fault_injection = true\nstall_timeout_ms = 500").into_boxed_str(),
+    );
     let edgecam = Edgecam::start(Settings {
-        camera_extra: "fault_injection = true\nstall_timeout_ms = 500",
+        camera_extra,
         ..Settings::default()
     });
     let url = edgecam.url();
@@ -53,6 +77,13 @@ fn a_viewer_stays_connected_through_a_camera_loss() {
         .filter(|f| f.received_us > fault_end)
         .filter_map(|f| f.stamp)
         .collect();
+    // From the first live frame after the fault on, every frame decodes: no
+    // switch in the middle of a group of pictures.
+    let back = frames
+        .iter()
+        .position(|f| f.received_us > fault_end && f.stamp.is_some())
+        .unwrap_or(frames.len());
+    let garbled = frames[back..].iter().filter(|f| f.stamp.is_none()).count();
     let longest_gap = frames
         .windows(2)
         .map(|w| w[1].received_us - w[0].received_us)
@@ -60,9 +91,14 @@ fn a_viewer_stays_connected_through_a_camera_loss() {
         .unwrap_or(u64::MAX);
     println!(
         "camera loss: {live_before} live frames before, {slate} slate frames during the 5 s fault, \
-         {} live frames after; longest gap between frames {} ms",
+         {} live frames after ({garbled} unreadable); longest gap between frames {} ms",
         live_after.len(),
         longest_gap / 1000
+    );
+    assert!(
+        garbled * 20 <= frames.len() - back,
+        "{garbled} of {} frames after the camera came back did not decode",
+        frames.len() - back
     );
     assert!(
         live_before > 60,
@@ -100,6 +136,7 @@ fn a_viewer_stays_connected_through_a_camera_loss() {
         "{metrics}"
     );
     assert!(metrics.contains("edgecam_camera_live 1"), "{metrics}");
+    edgecam
 }
 
 #[test]

@@ -32,14 +32,20 @@ pub fn run(config: &Config) -> Result<()> {
     let source = source::resolve(&config.camera, &devices)?;
     let choice = encoder::choose(config.encoder.kind, encoder::availability)?;
     let camera = &config.camera;
+    let encoding = if source.passes_h264_through(camera) {
+        format!(
+            "none, the camera's H.264 is passed through (the slate uses {})",
+            choice.encoder.element_name()
+        )
+    } else {
+        format!("{} ({})", choice.encoder.element_name(), choice.reason)
+    };
     tracing::info!(
-        "camera: {} at {}x{}@{}; encoder: {} ({})",
+        "camera: {} at {}x{}@{}; encoder: {encoding}",
         source.describe(),
         camera.width,
         camera.height,
         camera.fps,
-        choice.encoder.element_name(),
-        choice.reason
     );
 
     let inventory = Inventory::default();
@@ -153,6 +159,9 @@ fn hello(
         encoder: serde_json::json!({
             "element": choice.encoder.element_name(),
             "reason": choice.reason,
+            // The camera's own H.264 goes out as it is; the element above
+            // then encodes only the slate.
+            "passthrough": source.passes_h264_through(camera),
             "bitrate_kbps": encoder.bitrate_kbps,
             "keyframe_interval": encoder.keyframe_interval,
             "profile": encoder.profile.caps_name(),

@@ -4,7 +4,17 @@
 //! source bin (raw I420, frame ids) → queue → encoder → caps → h264parse → appsink
 //!                                                                           │
 //!                          StreamProducer fans the encoded stream out to ───┘
-//!                          every output (RTSP media, later HLS), never re-encoding
+//!                          every output (RTSP media, HLS), never re-encoding
+//! ```
+//!
+//! A camera that sends H.264 at the configured size is passed through: its
+//! access units go to the outputs as they are, and only the slate, shown
+//! while the camera is lost, has an encoder (running only then):
+//!
+//! ```text
+//! camera H.264 ─┐
+//!               ├─ selector → queue → h264parse → appsink
+//! slate → enc ──┘
 //! ```
 
 pub mod encoder;
@@ -41,23 +51,56 @@ impl CameraPipeline {
         // so it is known before the pipeline first reaches PLAYING.
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let counters = crate::metrics::counters::StreamCounters::default();
-        let sources = source_slot::SourceSlot::new(&pipeline, &config.camera, source, &counters)?;
+        let passthrough = source.passes_h264_through(&config.camera);
+        let slate_encoder = if passthrough {
+            Some(vec![
+                encoder::make(choice.encoder, &config.encoder)?,
+                gst::ElementFactory::make("capsfilter")
+                    .property(
+                        "caps",
+                        encoder::output_caps(choice.encoder, config.encoder.profile),
+                    )
+                    .build()?,
+                gst::ElementFactory::make("h264parse")
+                    .build()
+                    .context("h264parse (package gstreamer1.0-plugins-bad)")?,
+                gst::ElementFactory::make("capsfilter")
+                    .property("caps", crate::source::encoded_caps())
+                    .build()?,
+            ])
+        } else {
+            None
+        };
+        let sources = source_slot::SourceSlot::new(
+            &pipeline,
+            &config.camera,
+            source,
+            &counters,
+            slate_encoder,
+        )?;
 
         // A frame the encoder cannot take in time is dropped here, at the
         // source, rather than stalling capture and growing latency.
+        // Passed-through H.264 must not lose a frame (every later frame up
+        // to the next keyframe refers to it): that queue only blocks.
         let queue = gst::ElementFactory::make("queue")
             .name("encoder-queue")
-            .property("max-size-buffers", 2u32)
+            .property("max-size-buffers", if passthrough { 30u32 } else { 2 })
             .property("max-size-bytes", 0u32)
             .property("max-size-time", 0u64)
-            .property_from_str("leaky", "downstream")
+            .property_from_str("leaky", if passthrough { "no" } else { "downstream" })
             .build()?;
-        let encoder = encoder::make(choice.encoder, &config.encoder)?;
         let output_caps = encoder::output_caps(choice.encoder, config.encoder.profile);
-        let encoder_caps = gst::ElementFactory::make("capsfilter")
-            .name("encoder-caps")
-            .property("caps", &output_caps)
-            .build()?;
+        let (encoder, encoder_caps) = if passthrough {
+            (None, None)
+        } else {
+            let encoder = encoder::make(choice.encoder, &config.encoder)?;
+            let caps = gst::ElementFactory::make("capsfilter")
+                .name("encoder-caps")
+                .property("caps", &output_caps)
+                .build()?;
+            (Some(encoder), Some(caps))
+        };
         // config-interval=-1: SPS/PPS in front of every keyframe, so a viewer
         // joining late can start decoding at the next one.
         let parse = gst::ElementFactory::make("h264parse")
@@ -75,20 +118,16 @@ impl CameraPipeline {
             .build()?;
         let appsink = gst_app::AppSink::builder().name("encoded").build();
 
-        let chain = [
-            &queue,
-            &encoder,
-            &encoder_caps,
-            &parse,
-            &stream_caps,
-            appsink.upcast_ref(),
-        ];
-        pipeline.add_many(chain)?;
+        let mut chain = vec![&queue];
+        chain.extend(encoder.iter());
+        chain.extend(encoder_caps.iter());
+        chain.extend([&parse, &stream_caps, appsink.upcast_ref()]);
+        pipeline.add_many(&chain)?;
         sources
             .output()
             .link(&queue)
             .context("linking the source to the encoder")?;
-        gst::Element::link_many(chain).with_context(|| {
+        gst::Element::link_many(&chain).with_context(|| {
             format!(
                 "linking {} (caps {output_caps})",
                 choice.encoder.element_name()
@@ -101,7 +140,10 @@ impl CameraPipeline {
             &appsink,
             gst_utils::streamproducer::ProducerSettings { sync: false },
         );
-        if let Some(pad) = encoder.static_pad("sink") {
+        // What the encoder takes in — or, passed through, what the parser
+        // takes: the queue in front of either tells late from dropped.
+        let encoder_input = encoder.as_ref().unwrap_or(&parse);
+        if let Some(pad) = encoder_input.static_pad("sink") {
             counters.watch_encoder_input(&pad);
         }
         if let Some(pad) = appsink.static_pad("sink") {

@@ -41,6 +41,8 @@ pub struct SourceSlot {
     pub slate: Slate,
     live: Mutex<Option<Live>>,
     source: ResolvedSource,
+    /// Sources deliver H.264 that goes out as it is (see `new`).
+    passthrough: bool,
     camera: CameraConfig,
     ids: FrameIds,
     pub faults: FaultInjector,
@@ -51,19 +53,28 @@ pub struct SourceSlot {
 
 impl SourceSlot {
     /// Adds the selector, the slate and a first live source to `pipeline`;
-    /// the live source is shown.
+    /// the live source is shown. `slate_encoder` is None when raw frames
+    /// leave the selector for the camera's encoder, or the chain encoding
+    /// the slate when the camera's H.264 is passed through.
     pub fn new(
         pipeline: &gst::Pipeline,
         camera: &CameraConfig,
         source: &ResolvedSource,
         counters: &StreamCounters,
+        slate_encoder: Option<Vec<gst::Element>>,
     ) -> Result<Self> {
+        let passthrough = slate_encoder.is_some();
         let ids = FrameIds::default();
         let selector = gst::ElementFactory::make("input-selector")
             .name("source-selector")
             .build()
             .context("input-selector (GStreamer's core elements)")?;
-        let slate = Slate::build(camera, &source.describe(), &ids)?;
+        let slate = Slate::build(
+            camera,
+            &source.describe(),
+            &ids,
+            slate_encoder.unwrap_or_default(),
+        )?;
         pipeline.add_many([
             selector.upcast_ref(),
             slate.bin.upcast_ref::<gst::Element>(),
@@ -80,6 +91,7 @@ impl SourceSlot {
         // The slate only runs while it is shown: drawing "NO SIGNAL" thirty
         // times a second that nobody sees cost 4–6 % of a core and 10 MB.
         slate.bin.set_locked_state(true);
+        keep_timestamps_increasing(&selector)?;
         let slot = Self {
             pipeline: pipeline.clone(),
             selector,
@@ -87,6 +99,7 @@ impl SourceSlot {
             slate,
             live: Mutex::new(None),
             source: source.clone(),
+            passthrough,
             camera: camera.clone(),
             ids,
             faults: FaultInjector::default(),
@@ -120,6 +133,7 @@ impl SourceSlot {
             &self.ids,
             &self.faults,
             &self.controls,
+            self.passthrough,
         )?;
         let src = bin.static_pad("src").context("source bin has no src pad")?;
         self.counters.watch_capture(&src);
@@ -140,6 +154,7 @@ impl SourceSlot {
             .context("linking the source to the selector")?;
         // In a running pipeline the new bin must catch up by itself.
         if self.pipeline.current_state() > gst::State::Null {
+            self.start_at_now(&bin);
             bin.sync_state_with_parent()
                 .context("starting the new source")?;
         }
@@ -171,8 +186,28 @@ impl SourceSlot {
         self.attach()
     }
 
+    /// Synthetic sources count their timestamps from zero; one started in a
+    /// running pipeline must count from the pipeline's running time now,
+    /// or its frames would be stamped seconds in the past (and encoders
+    /// downstream of the selector would see time jump back at a switch).
+    fn start_at_now(&self, bin: &gst::Bin) {
+        let (Some(clock), Some(base)) = (self.pipeline.clock(), self.pipeline.base_time()) else {
+            return;
+        };
+        let now = clock.time().saturating_sub(base);
+        for element in bin.iterate_recurse().into_iter().flatten() {
+            let is_testsrc = element
+                .factory()
+                .is_some_and(|f| f.name() == "videotestsrc");
+            if is_testsrc {
+                element.set_property("timestamp-offset", now.nseconds() as i64);
+            }
+        }
+    }
+
     /// Starts the slate and shows it.
     pub fn show_slate(&self) {
+        self.start_at_now(&self.slate.bin);
         self.slate.bin.set_locked_state(false);
         if let Err(err) = self.slate.bin.sync_state_with_parent() {
             tracing::warn!("the slate did not start: {err}");
@@ -180,13 +215,40 @@ impl SourceSlot {
         self.selector.set_property("active-pad", &self.slate_pad);
     }
 
-    /// Shows the live source and stops the slate.
+    /// Shows the live source and stops the slate. Passed-through H.264 can
+    /// only be joined at a keyframe: the slate stays on until the camera
+    /// sends one, and the switch happens right in front of it.
     pub fn show_live(&self) {
-        if let Some((_, pad)) = self.live_parts() {
+        let Some((bin, pad)) = self.live_parts() else {
+            return;
+        };
+        if !self.passthrough {
             self.selector.set_property("active-pad", &pad);
+            stop(&self.slate.bin);
+            return;
         }
-        self.slate.bin.set_locked_state(true);
-        let _ = self.slate.bin.set_state(gst::State::Null);
+        let Some(src) = bin.static_pad("src") else {
+            return;
+        };
+        let selector = self.selector.clone();
+        let slate = self.slate.bin.clone();
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                return gst::PadProbeReturn::Ok;
+            }
+            selector.set_property("active-pad", &pad);
+            // Not from this streaming thread: stopping the slate waits for
+            // its own streaming thread.
+            slate.call_async(|slate| {
+                if let Some(slate) = slate.downcast_ref::<gst::Bin>() {
+                    stop(slate);
+                }
+            });
+            gst::PadProbeReturn::Remove
+        });
     }
 
     /// The live source's bin and selector pad, if one is attached.
@@ -211,6 +273,57 @@ impl SourceSlot {
             Origin::RemovedSource
         }
     }
+}
+
+/// At a switch the incoming branch's first frame can be stamped a moment
+/// before the outgoing branch's last one (each runs on its own thread);
+/// such a frame is restamped just after it, so every output sees time
+/// move forward. Compared as running time: each branch has its segment.
+fn keep_timestamps_increasing(selector: &gst::Element) -> Result<()> {
+    let pad = selector
+        .static_pad("src")
+        .context("input-selector has no src pad")?;
+    let last: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(event) = pad.sticky_event::<gst::event::Segment>(0) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(segment) = event.segment().downcast_ref::<gst::ClockTime>() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let (Some(pts), Ok(mut last)) = (buffer.pts(), last.lock()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(running) = segment.to_running_time(pts) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        match *last {
+            Some(previous) if running <= previous => {
+                let wanted = previous + gst::ClockTime::from_useconds(1);
+                if let Some(fixed) = segment.position_from_running_time(wanted) {
+                    tracing::debug!("restamped a frame {running} -> {wanted} (running time)");
+                    let buffer = buffer.make_mut();
+                    buffer.set_pts(fixed);
+                    if buffer.dts().is_some() {
+                        buffer.set_dts(fixed);
+                    }
+                }
+                *last = Some(wanted);
+            }
+            _ => *last = Some(running),
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
+}
+
+/// Stops the slate (it only runs while shown).
+fn stop(slate: &gst::Bin) {
+    slate.set_locked_state(true);
+    let _ = slate.set_state(gst::State::Null);
 }
 
 /// Hands memory freed by the old source back to the system. The old

@@ -11,7 +11,7 @@ pub mod v4l2;
 
 use anyhow::{Context, Result};
 
-use crate::config::{CameraConfig, SourceKind};
+use crate::config::{CameraConfig, CaptureFormat, SourceKind};
 
 /// The source that will actually run, after "auto" has been decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,25 @@ pub enum ResolvedSource {
 }
 
 impl ResolvedSource {
+    /// Whether the source delivers H.264 that goes to the outputs as it is
+    /// (no encoder then but the slate's): a V4L2 camera offering H.264 at
+    /// the configured size, or the test pattern with `format = "h264"`,
+    /// which encodes inside the source like such a camera.
+    pub fn passes_h264_through(&self, camera: &CameraConfig) -> bool {
+        match self {
+            ResolvedSource::TestPattern => camera.format == CaptureFormat::H264,
+            ResolvedSource::V4l2(device) if device.formats.is_empty() => {
+                camera.format == CaptureFormat::H264
+            }
+            ResolvedSource::V4l2(device) => v4l2::negotiate::choose(
+                device,
+                camera.format,
+                (camera.width, camera.height, camera.fps),
+            )
+            .is_ok_and(|mode| mode.decode == v4l2::negotiate::Decode::Passthrough),
+        }
+    }
+
     /// A short human name for logs and the probe report.
     pub fn describe(&self) -> String {
         match self {
@@ -86,13 +105,14 @@ pub fn build(
     ids: &identity::FrameIds,
     faults: &fault::FaultInjector,
     controls: &v4l2::CameraControls,
+    passthrough: bool,
 ) -> Result<BuiltSource> {
     match source {
         ResolvedSource::TestPattern => {
             test_pattern::build(camera, ids, faults).map(|bin| BuiltSource { bin, capture: None })
         }
         ResolvedSource::V4l2(_) => {
-            v4l2::build(camera, ids, controls).map(|(bin, thread)| BuiltSource {
+            v4l2::build(camera, ids, controls, passthrough).map(|(bin, thread)| BuiltSource {
                 bin,
                 capture: Some(thread),
             })
@@ -113,12 +133,41 @@ pub fn raw_caps(camera: &CameraConfig) -> gst::Caps {
         .build()
 }
 
-/// Finishes a source: appends a capsfilter pinning [`raw_caps`], tags every
+/// Caps of H.264 as the outputs take it, from a camera that encodes or from
+/// the slate's encoder when the camera's H.264 is passed through.
+pub fn encoded_caps() -> gst::Caps {
+    gst::Caps::builder("video/x-h264")
+        .field("stream-format", "byte-stream")
+        .field("alignment", "au")
+        .build()
+}
+
+/// Appends `elements` after a finished source's output: the bin's `src`
+/// pad then leaves from the last of them.
+fn append_chain(bin: &gst::Bin, elements: &[gst::Element]) -> Result<()> {
+    use gst::prelude::*;
+    let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
+        return Ok(());
+    };
+    let ghost = bin
+        .static_pad("src")
+        .and_then(|pad| pad.downcast::<gst::GhostPad>().ok())
+        .context("a finished source has a ghost src pad")?;
+    let end = ghost.target().context("the ghost pad has a target")?;
+    bin.add_many(elements)?;
+    ghost.set_target(None::<&gst::Pad>)?;
+    end.link(&first.static_pad("sink").context("no sink pad")?)?;
+    gst::Element::link_many(elements)?;
+    ghost.set_target(Some(&last.static_pad("src").context("no src pad")?))?;
+    Ok(())
+}
+
+/// Finishes a source: appends a capsfilter pinning `caps`, tags every
 /// frame leaving it with its identity (and runs `hook` on it), and wraps
 /// the chain in a bin called `name` whose ghost `src` pad is the output.
 fn finish_source(
     name: &str,
-    camera: &CameraConfig,
+    caps: gst::Caps,
     mut elements: Vec<gst::Element>,
     ids: &identity::FrameIds,
     when: identity::CaptureTime,
@@ -127,7 +176,7 @@ fn finish_source(
     use gst::prelude::*;
     let caps = gst::ElementFactory::make("capsfilter")
         .name(format!("{name}-caps"))
-        .property("caps", raw_caps(camera))
+        .property("caps", caps)
         .build()?;
     let pad = caps
         .static_pad("src")

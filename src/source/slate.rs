@@ -15,7 +15,15 @@ pub struct Slate {
 }
 
 impl Slate {
-    pub fn build(camera: &CameraConfig, camera_name: &str, ids: &FrameIds) -> Result<Self> {
+    /// `encoder` is empty when the outputs' encoder follows the slate, or
+    /// the slate's own encoder chain when the camera's H.264 is passed
+    /// through (it runs only while the slate is shown).
+    pub fn build(
+        camera: &CameraConfig,
+        camera_name: &str,
+        ids: &FrameIds,
+        encoder: Vec<gst::Element>,
+    ) -> Result<Self> {
         let src = gst::ElementFactory::make("videotestsrc")
             .name("slatesrc")
             .property("is-live", true)
@@ -36,12 +44,13 @@ impl Slate {
         let convert = gst::ElementFactory::make("videoconvert").build()?;
         let bin = super::finish_source(
             "slate",
-            camera,
+            super::raw_caps(camera),
             vec![src, text.clone(), convert],
             ids,
             super::identity::CaptureTime::Now,
             None,
         )?;
+        super::append_chain(&bin, &encoder)?;
         let slate = Self {
             bin,
             text,

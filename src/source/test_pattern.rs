@@ -12,7 +12,7 @@ use gst_video::prelude::*;
 use super::fault::FaultInjector;
 use super::identity::{self, FrameHook};
 use super::stamp::{self, Stamp};
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, CaptureFormat};
 
 pub fn build(
     camera: &CameraConfig,
@@ -50,14 +50,47 @@ pub fn build(
     };
     // Faults act before tagging, so dropped frames use no frame ids.
     faults.watch(&src)?;
-    super::finish_source(
+    let bin = super::finish_source(
         "source",
-        camera,
+        super::raw_caps(camera),
         vec![src],
         ids,
         super::identity::CaptureTime::Now,
         hook,
-    )
+    )?;
+    if camera.format == CaptureFormat::H264 {
+        super::append_chain(&bin, &camera_encoder(camera)?)?;
+    }
+    Ok(bin)
+}
+
+/// What a camera that encodes H.264 itself has inside: an encoder with a
+/// camera-like 2 s keyframe interval, so `format = "h264"` exercises the
+/// passthrough path (and its keyframe-gated switching) on any machine.
+fn camera_encoder(camera: &CameraConfig) -> Result<Vec<gst::Element>> {
+    let encoder = gst::ElementFactory::make("x264enc")
+        .name("camera-encoder")
+        .property("bitrate", 2000u32)
+        .property("key-int-max", camera.fps * 2)
+        .property_from_str("tune", "zerolatency")
+        .property_from_str("speed-preset", "ultrafast")
+        .build()
+        .context("x264enc (package gstreamer1.0-plugins-ugly)")?;
+    let profile = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-h264")
+                .field("profile", "constrained-baseline")
+                .build(),
+        )
+        .build()?;
+    let parse = gst::ElementFactory::make("h264parse")
+        .build()
+        .context("h264parse (package gstreamer1.0-plugins-bad)")?;
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property("caps", super::encoded_caps())
+        .build()?;
+    Ok(vec![encoder, profile, parse, caps])
 }
 
 fn paint_stamp(buffer: &mut gst::BufferRef, width: usize, height: usize, stamp: Stamp) {

@@ -49,7 +49,7 @@ impl Drop for CaptureThread {
 /// its lines differently from GStreamer's default.
 pub fn caps(mode: &Mode) -> gst::Caps {
     let media_type = match mode.decode {
-        Decode::H264 => "video/x-h264",
+        Decode::H264 | Decode::Passthrough => "video/x-h264",
         Decode::Jpeg => "image/jpeg",
         Decode::Raw(_) => "video/x-raw",
     };
@@ -62,7 +62,7 @@ pub fn caps(mode: &Mode) -> gst::Caps {
         );
     match mode.decode {
         Decode::Raw(format) => caps = caps.field("format", format),
-        Decode::H264 => {
+        Decode::H264 | Decode::Passthrough => {
             caps = caps
                 .field("stream-format", "byte-stream")
                 .field("alignment", "au")

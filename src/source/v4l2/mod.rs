@@ -126,6 +126,7 @@ pub fn build(
     camera: &CameraConfig,
     ids: &identity::FrameIds,
     camera_controls: &CameraControls,
+    passthrough: bool,
 ) -> Result<(gst::Bin, capture::CaptureThread)> {
     let nodes = discovery::capture_nodes();
     let Some(node) = find(&camera.device, &nodes) else {
@@ -143,11 +144,25 @@ pub fn build(
         .with_context(|| format!("reading what {} offers", node.path))?
         .with_context(|| format!("{} no longer captures video", node.path))?;
     let device = &device;
-    let mode = negotiate::choose(
+    let mut mode = negotiate::choose(
         device,
         camera.format,
         (camera.width, camera.height, camera.fps),
     )?;
+    // The pipeline's shape was decided when edgecam started; a camera that
+    // comes back different must fit it.
+    if passthrough && mode.decode != Decode::Passthrough {
+        bail!(
+            "{} no longer offers H.264 at {}x{} (it offers {}); restart edgecam to encode it",
+            device.path,
+            camera.width,
+            camera.height,
+            negotiate::describe_offers(&device.formats)
+        );
+    }
+    if !passthrough && mode.decode == Decode::Passthrough {
+        mode.decode = Decode::H264;
+    }
     let rate_short = mode.rate.fps() + 0.01 < f64::from(camera.fps);
     tracing::info!(
         "camera {} ({}): capturing {mode}{}",
@@ -174,9 +189,14 @@ pub fn build(
         .build();
     let mut elements = vec![appsrc.clone().upcast::<gst::Element>()];
     elements.extend(decode_chain(&mode)?);
+    let caps = if passthrough {
+        super::encoded_caps()
+    } else {
+        super::raw_caps(camera)
+    };
     let bin = super::finish_source(
         "source",
-        camera,
+        caps,
         elements,
         ids,
         identity::CaptureTime::FromTimestamps,
@@ -197,6 +217,11 @@ fn decode_chain(mode: &Mode) -> Result<Vec<gst::Element>> {
     };
     let mut chain = Vec::new();
     match mode.decode {
+        // Parsed into access units with SPS/PPS, and nothing else.
+        Decode::Passthrough => {
+            chain.push(make("h264parse", "gstreamer1.0-plugins-bad")?);
+            return Ok(chain);
+        }
         Decode::H264 => {
             chain.push(make("h264parse", "gstreamer1.0-plugins-bad")?);
             chain.push(make("avdec_h264", "gstreamer1.0-libav")?);

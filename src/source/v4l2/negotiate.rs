@@ -7,10 +7,13 @@ use anyhow::{bail, Result};
 use super::discovery::{CaptureDevice, FormatOffer, Rate, SizeOffer};
 use crate::config::CaptureFormat;
 
-/// How frames in a pixel format reach the encoder.
+/// How frames in a pixel format reach the outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decode {
-    /// Compressed H.264 from the camera, decoded before the encoder.
+    /// The camera's own H.264, passed to the outputs as it is: no encode.
+    Passthrough,
+    /// The camera's H.264 at another size than configured: decoded, scaled
+    /// and encoded again.
     H264,
     /// Motion JPEG, decoded.
     Jpeg,
@@ -53,24 +56,26 @@ const RAW_FORMATS: [(&str, &str); 10] = [
     ("BGR3", "BGR"),
 ];
 
-/// How edgecam would decode `fourcc`, and its rank in auto's preference
-/// (lower is preferred): MJPEG, then raw, then H.264. The camera's H.264
-/// is decoded and encoded again until passthrough exists, which makes it
-/// the dearest choice, not the cheapest. None when unusable.
-fn classify(fourcc: &str) -> Option<(Decode, usize)> {
+/// How edgecam would use `fourcc` at the configured size (`exact`), and its
+/// rank in auto's preference (lower is preferred): the camera's H.264
+/// passed through, then MJPEG, then raw. H.264 at another size would have
+/// to be decoded and encoded again — the dearest choice, so the last.
+/// None when unusable.
+fn classify(fourcc: &str, exact: bool) -> Option<(Decode, usize)> {
     match fourcc {
-        "MJPG" | "JPEG" => Some((Decode::Jpeg, 0)),
-        "H264" => Some((Decode::H264, 1 + RAW_FORMATS.len())),
+        "H264" if exact => Some((Decode::Passthrough, 0)),
+        "H264" => Some((Decode::H264, 2 + RAW_FORMATS.len())),
+        "MJPG" | "JPEG" => Some((Decode::Jpeg, 1)),
         _ => RAW_FORMATS
             .iter()
             .position(|(v4l2, _)| *v4l2 == fourcc)
-            .map(|i| (Decode::Raw(RAW_FORMATS[i].1), 1 + i)),
+            .map(|i| (Decode::Raw(RAW_FORMATS[i].1), 2 + i)),
     }
 }
 
 fn allowed(wanted: CaptureFormat, fourcc: &str) -> bool {
     match wanted {
-        CaptureFormat::Auto => classify(fourcc).is_some(),
+        CaptureFormat::Auto => usable(fourcc),
         CaptureFormat::H264 => fourcc == "H264",
         CaptureFormat::Mjpeg => matches!(fourcc, "MJPG" | "JPEG"),
         CaptureFormat::Yuyv => fourcc == "YUYV",
@@ -124,11 +129,12 @@ pub fn choose(
     let wanted_area = u64::from(width) * u64::from(height);
     let mut best: Option<(Fit, Mode)> = None;
     for offer in device.formats.iter().filter(|f| allowed(format, &f.fourcc)) {
-        let Some((decode, rank)) = classify(&offer.fourcc) else {
-            continue;
-        };
         for size_offer in &offer.sizes {
             for ((w, h), rates) in candidate_sizes(size_offer, (width, height)) {
+                let Some((decode, rank)) = classify(&offer.fourcc, (w, h) == (width, height))
+                else {
+                    continue;
+                };
                 let area = u64::from(w) * u64::from(h);
                 let covers = w >= width && h >= height;
                 let size_distance = if covers {
@@ -186,7 +192,7 @@ fn pick_rate(rates: &[Rate], fps: u32) -> Option<Rate> {
 
 /// Whether edgecam can capture in this fourcc.
 pub fn usable(fourcc: &str) -> bool {
-    classify(fourcc).is_some()
+    classify(fourcc, true).is_some()
 }
 
 /// "YUYV 640x480@30/15, 1280x720@10; MJPG …; also RGGB, Y10" for error
@@ -302,13 +308,23 @@ mod tests {
     }
 
     #[test]
-    fn auto_takes_the_cameras_h264_only_when_nothing_else_fits() {
+    fn auto_passes_the_cameras_h264_through_at_the_configured_size() {
+        let mut cam = webcam();
+        cam.formats
+            .push(device(vec![("H264", vec![discrete(1280, 720, &[30])])]).formats[0].clone());
+        let mode = choose(&cam, CaptureFormat::Auto, (1280, 720, 30)).unwrap();
+        assert_eq!(mode.decode, Decode::Passthrough);
+    }
+
+    #[test]
+    fn h264_at_another_size_comes_last_and_is_decoded() {
         let mut cam = webcam();
         cam.formats
             .push(device(vec![("H264", vec![discrete(1920, 1080, &[30])])]).formats[0].clone());
         let mode = choose(&cam, CaptureFormat::Auto, (1280, 720, 30)).unwrap();
         assert_eq!(mode.decode, Decode::Jpeg);
-        let mode = choose(&cam, CaptureFormat::Auto, (1920, 1080, 30)).unwrap();
+        let cam = device(vec![("H264", vec![discrete(1920, 1080, &[30])])]);
+        let mode = choose(&cam, CaptureFormat::H264, (1280, 720, 30)).unwrap();
         assert_eq!(mode.decode, Decode::H264);
     }
 
