@@ -4,7 +4,10 @@
 //! column, and the key path, whatever stage found it (TOML syntax, an unknown
 //! key or a wrong type found by serde, or a range check).
 
+pub mod diff;
+pub mod patch;
 mod schema;
+pub mod store;
 mod validate;
 
 pub use schema::*;

@@ -24,7 +24,7 @@ pub const DEFAULT_METRICS_RATE_HZ: u32 = 10;
 pub const DEFAULT_WS_STALL_S: u32 = 5;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub camera: CameraConfig,
@@ -36,7 +36,7 @@ pub struct Config {
 }
 
 /// Where frames come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     /// The first V4L2 capture device, or the test pattern when there is none.
@@ -48,7 +48,7 @@ pub enum SourceKind {
     V4l2,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CameraConfig {
     pub source: SourceKind,
@@ -66,7 +66,7 @@ pub struct CameraConfig {
 }
 
 /// The pixel format asked of a V4L2 camera.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CaptureFormat {
     #[default]
@@ -128,7 +128,7 @@ impl Default for CameraConfig {
 }
 
 /// Which H.264 encoder element runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EncoderKind {
     #[default]
@@ -141,7 +141,7 @@ pub enum EncoderKind {
     Openh264,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum H264Profile {
     /// Sent as `constrained-baseline`: what every decoder accepts.
@@ -162,7 +162,7 @@ impl H264Profile {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EncoderConfig {
     pub kind: EncoderKind,
@@ -183,7 +183,7 @@ impl Default for EncoderConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RtspConfig {
     pub port: u16,
@@ -203,7 +203,7 @@ impl Default for RtspConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// `IP:PORT`; checked by validation.
@@ -218,7 +218,7 @@ impl Default for HttpConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HlsConfig {
     pub enabled: bool,
@@ -240,7 +240,7 @@ impl Default for HlsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     pub rate_hz: u32,

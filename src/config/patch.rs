@@ -1,0 +1,151 @@
+//! Editing the configuration text without losing what a person wrote:
+//! merging a TOML fragment key by key (`toml_edit` keeps comments, blank
+//! lines and key order), and hiding or restoring secrets.
+
+use toml_edit::{DocumentMut, Item, Table};
+
+use super::ConfigError;
+
+/// Keys whose values never leave the board.
+pub const SECRETS: [(&str, &str); 2] = [("auth", "admin_token"), ("auth", "viewer_token")];
+
+/// What a redacted secret reads as; writing it back keeps the secret.
+pub const REDACTED: &str = "<redacted>";
+
+fn parse(text: &str, origin: &str) -> Result<DocumentMut, ConfigError> {
+    text.parse::<DocumentMut>().map_err(|err| ConfigError {
+        origin: origin.to_owned(),
+        position: err.span().map(|span| super::line_column(text, span.start)),
+        key: None,
+        message: err.message().to_owned(),
+    })
+}
+
+/// `base` with every key of `fragment` set (tables merged recursively);
+/// every other line of `base`, comments included, stays as it was.
+pub fn merge(base: &str, fragment: &str, origin: &str) -> Result<String, ConfigError> {
+    let mut document = parse(base, "<current config>")?;
+    let fragment = parse(fragment, origin)?;
+    merge_tables(document.as_table_mut(), fragment.as_table());
+    Ok(document.to_string())
+}
+
+fn merge_tables(target: &mut Table, source: &Table) {
+    for (key, item) in source.iter() {
+        match (target.get_mut(key), item) {
+            (Some(Item::Table(existing)), Item::Table(incoming)) => {
+                merge_tables(existing, incoming)
+            }
+            (Some(Item::Value(existing)), Item::Value(incoming)) => {
+                // The new value takes the old one's place and its comment.
+                let decor = existing.decor().clone();
+                *existing = incoming.clone();
+                *existing.decor_mut() = decor;
+            }
+            (_, Item::Table(incoming)) => {
+                // A section the file did not have yet (from `hls.enabled =`
+                // or `[hls]` alike) is written as its own `[hls]` at the end.
+                let mut table = incoming.clone();
+                table.set_dotted(false);
+                table.set_implicit(false);
+                table.set_position(None);
+                target.insert(key, Item::Table(table));
+            }
+            (_, incoming) => {
+                target.insert(key, incoming.clone());
+            }
+        }
+    }
+}
+
+/// The text with every secret that has a value replaced by [`REDACTED`].
+pub fn redact(text: &str) -> String {
+    let Ok(mut document) = text.parse::<DocumentMut>() else {
+        return text.to_owned();
+    };
+    for (table, key) in SECRETS {
+        if let Some(Item::Value(value)) = document
+            .get_mut(table)
+            .and_then(|t| t.as_table_like_mut())
+            .and_then(|t| t.get_mut(key))
+        {
+            if value.as_str().is_some_and(|s| !s.is_empty()) {
+                let decor = value.decor().clone();
+                *value = REDACTED.into();
+                *value.decor_mut() = decor;
+            }
+        }
+    }
+    document.to_string()
+}
+
+/// `incoming` with every secret still reading [`REDACTED`] set back to the
+/// value it has in `current`, so a redacted file can be edited and sent back.
+pub fn restore_secrets(incoming: &str, current: &str) -> String {
+    let (Ok(mut document), Ok(current)) = (
+        incoming.parse::<DocumentMut>(),
+        current.parse::<DocumentMut>(),
+    ) else {
+        return incoming.to_owned();
+    };
+    for (table, key) in SECRETS {
+        let secret = current
+            .get(table)
+            .and_then(|t| t.get(key))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(Item::Value(value)) = document
+            .get_mut(table)
+            .and_then(|t| t.as_table_like_mut())
+            .and_then(|t| t.get_mut(key))
+        {
+            if value.as_str() == Some(REDACTED) {
+                let decor = value.decor().clone();
+                *value = secret.into();
+                *value.decor_mut() = decor;
+            }
+        }
+    }
+    document.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "# edgecam\n\n[camera]\n# how wide\nwidth = 1280 # pixels\nheight = 720\n\n[encoder]\n# kbit/s\nbitrate_kbps = 2000\n";
+
+    #[test]
+    fn a_merge_changes_one_key_and_keeps_comments_and_order() {
+        let merged = merge(BASE, "[encoder]\nbitrate_kbps = 3000\n", "patch").unwrap();
+        assert_eq!(merged, BASE.replace("2000", "3000"));
+    }
+
+    #[test]
+    fn dotted_and_new_keys_merge_too() {
+        let merged = merge(BASE, "camera.fps = 25\nhls.enabled = false\n", "patch").unwrap();
+        assert!(merged.starts_with("# edgecam\n\n[camera]\n# how wide\nwidth = 1280 # pixels\n"));
+        assert!(merged.contains("fps = 25"), "{merged}");
+        assert!(merged.contains("enabled = false"), "{merged}");
+    }
+
+    #[test]
+    fn a_broken_fragment_names_its_line_and_column() {
+        let err = merge(BASE, "[encoder]\nbitrate_kbps = = 3\n", "patch").unwrap_err();
+        assert_eq!(err.origin, "patch");
+        assert_eq!(err.position.map(|p| p.0), Some(2), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_restored() {
+        let text = "[auth]\nadmin_token = \"s3cret\" # keep\nviewer_token = \"\"\n";
+        let shown = redact(text);
+        assert!(
+            !shown.contains("s3cret") && shown.contains("<redacted>\" # keep"),
+            "{shown}"
+        );
+        assert!(shown.contains("viewer_token = \"\""), "{shown}");
+        assert_eq!(restore_secrets(&shown, text), text);
+    }
+}
