@@ -41,7 +41,10 @@ fn main() -> ExitCode {
     init_logging();
     let status = match args.command {
         Command::CheckConfig { file } => cli::check_config::check_config(&file),
-        Command::Run => with_config(args.config, cli::run::run),
+        Command::Run => {
+            let path = args.config.clone();
+            with_config(args.config, |config| cli::run::run(config, path.as_deref()))
+        }
         Command::Probe => with_config(args.config, cli::probe::probe),
     };
     ExitCode::from(status as u8)

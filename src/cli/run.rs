@@ -7,6 +7,7 @@ use gst::prelude::*;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
+use crate::control::{apply, ApplyRequest, ConfigService};
 use crate::http;
 use crate::metrics;
 use crate::output::hls::HlsOutput;
@@ -18,7 +19,9 @@ use crate::pipeline::source_slot::Origin;
 use crate::pipeline::CameraPipeline;
 use crate::source::{self, v4l2};
 
-pub fn run(config: &Config) -> Result<()> {
+/// Runs the service on `config`, read from `path` (None: the built-in
+/// default), which remote configuration edits.
+pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
     gst::init().context("initialising GStreamer")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -101,6 +104,8 @@ pub fn run(config: &Config) -> Result<()> {
             &hello,
         )
     };
+    let (apply_requests, mut applies) = tokio::sync::mpsc::channel::<ApplyRequest>(4);
+    let mut running = config.clone();
     let state = http::AppState {
         counters: pipeline.counters.clone(),
         hls_dir: hls.as_ref().map(|hls| hls.dir.path().to_owned()),
@@ -111,6 +116,22 @@ pub fn run(config: &Config) -> Result<()> {
             .fault_injection
             .then(|| pipeline.sources.faults.clone()),
         controls: pipeline.sources.controls.clone(),
+        config: std::sync::Arc::new(ConfigService::new(
+            path.map(std::path::Path::to_path_buf),
+            match path {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+                None => crate::config::DEFAULT_TOML.to_owned(),
+            },
+            config.clone(),
+            apply_requests,
+            pipeline.counters.clone(),
+        )),
+        guard: http::auth::Guard::new(
+            &http::auth::admin_token(&config.auth)?,
+            Some(config.auth.viewer_token.as_str()),
+        ),
+        max_body: config.api.max_body_kib as usize * 1024,
     };
     let outputs: Vec<gst::Pipeline> = hls.iter().map(|hls| hls.pipeline().clone()).collect();
     let outcome = runtime.block_on(async {
@@ -118,7 +139,15 @@ pub fn run(config: &Config) -> Result<()> {
         let server = tokio::spawn(http::serve(listener, state, async {
             let _ = http_stopped.await;
         }));
-        let outcome = supervise(&pipeline, &outputs, &inventory, &mut recovery).await;
+        let mut supervised = Supervised {
+            camera: &pipeline,
+            outputs: &outputs,
+            inventory: &inventory,
+            recovery: &mut recovery,
+            applies: &mut applies,
+            running: &mut running,
+        };
+        let outcome = supervise(&mut supervised).await;
         let _ = stop_http.send(());
         // Open HTTP connections get a moment to finish; shutdown must stay
         // well under 2 s.
@@ -186,15 +215,23 @@ pub fn stream_name(rtsp_path: &str) -> String {
     rtsp_path.trim_start_matches('/').replace('/', "-")
 }
 
+/// What the supervisor looks after.
+struct Supervised<'a> {
+    camera: &'a CameraPipeline,
+    outputs: &'a [gst::Pipeline],
+    inventory: &'a Inventory,
+    recovery: &'a mut Recovery,
+    /// Configurations to apply, from the remote configuration service.
+    applies: &'a mut tokio::sync::mpsc::Receiver<ApplyRequest>,
+    /// The configuration the pipeline runs with now.
+    running: &'a mut Config,
+}
+
 /// Waits for a stop signal or a fatal error; meanwhile keeps the camera
-/// supervised (loss → slate → retries → live) and answers SIGUSR1 with the
-/// pipeline inventory.
-async fn supervise(
-    camera: &CameraPipeline,
-    outputs: &[gst::Pipeline],
-    inventory: &Inventory,
-    recovery: &mut Recovery,
-) -> Result<()> {
+/// supervised (loss → slate → retries → live), applies configuration
+/// changes, and answers SIGUSR1 with the pipeline inventory.
+async fn supervise(s: &mut Supervised<'_>) -> Result<()> {
+    let (camera, outputs, inventory) = (s.camera, s.outputs, s.inventory);
     let mut camera_bus = camera
         .pipeline
         .bus()
@@ -218,10 +255,18 @@ async fn supervise(
             _ = interrupt.recv() => { tracing::info!("SIGINT received"); return Ok(()) }
             _ = terminate.recv() => { tracing::info!("SIGTERM received"); return Ok(()) }
             _ = user1.recv() => inventory.report(),
-            _ = tick.tick() => recovery.tick(camera),
+            _ = tick.tick() => s.recovery.tick(camera),
+            Some(request) = s.applies.recv() => {
+                let applied = apply::apply_live(s.running, &request.config, camera, s.recovery)
+                    .map_err(|err| format!("{err:#}"));
+                // Recorded even when a step failed: rolling back then
+                // re-applies every key of the old configuration.
+                *s.running = request.config;
+                let _ = request.reply.send(applied);
+            }
             message = camera_bus.next() => {
                 let message = message.ok_or_else(|| anyhow!("camera pipeline bus closed"))?;
-                handle_camera_message(camera, recovery, &message)?;
+                handle_camera_message(camera, s.recovery, &message)?;
             }
             message = output_messages.next(), if !outputs.is_empty() => {
                 let message = message.ok_or_else(|| anyhow!("output pipeline buses closed"))?;

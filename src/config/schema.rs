@@ -33,6 +33,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub hls: HlsConfig,
     pub metrics: MetricsConfig,
+    pub auth: AuthConfig,
+    pub api: ApiConfig,
 }
 
 /// Where frames come from.
@@ -252,6 +254,41 @@ impl Default for MetricsConfig {
         Self {
             rate_hz: DEFAULT_METRICS_RATE_HZ,
             ws_stall_s: DEFAULT_WS_STALL_S,
+        }
+    }
+}
+
+/// Who may change things, and who may watch.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Token for the endpoints that change something. Empty: read
+    /// `admin_token_file`, or generate one into the state directory.
+    pub admin_token: String,
+    pub admin_token_file: String,
+    /// Token for video and metrics; empty leaves them open on the LAN.
+    pub viewer_token: String,
+}
+
+/// The remote configuration endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Seconds a changed configuration gets to deliver frames before it
+    /// is rolled back.
+    pub confirm_s: u32,
+    /// Largest request body accepted, in KiB.
+    pub max_body_kib: u32,
+}
+
+pub const DEFAULT_CONFIRM_S: u32 = 5;
+pub const DEFAULT_MAX_BODY_KIB: u32 = 64;
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            confirm_s: DEFAULT_CONFIRM_S,
+            max_body_kib: DEFAULT_MAX_BODY_KIB,
         }
     }
 }

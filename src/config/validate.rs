@@ -101,6 +101,14 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
         60,
         " s",
     )?;
+    check_range("api.confirm_s", config.api.confirm_s.into(), 1, 60, " s")?;
+    check_range(
+        "api.max_body_kib",
+        config.api.max_body_kib.into(),
+        1,
+        1024,
+        " KiB",
+    )?;
     Ok(())
 }
 

@@ -52,6 +52,9 @@ enum State {
         /// that failed is still in place: frames it had in flight prove
         /// nothing, only a reopened source can bring the camera back.
         baseline: Option<u64>,
+        /// When the last reopening started: how long a returning camera
+        /// took to deliver is measured from here.
+        reopened: Option<Instant>,
     },
 }
 
@@ -84,6 +87,12 @@ impl Recovery {
         }
     }
 
+    /// New loss and retry timings, from a live configuration change.
+    pub fn set_timing(&mut self, stall_timeout: Duration, max_backoff: Duration) {
+        self.stall_timeout = stall_timeout;
+        self.max_backoff = max_backoff;
+    }
+
     /// Called every ~100 ms.
     pub fn tick(&mut self, camera: &CameraPipeline) {
         let now = Instant::now();
@@ -111,10 +120,16 @@ impl Recovery {
                 backoff,
                 shown_seconds,
                 baseline,
+                reopened,
             } => {
                 let lost_for = now.duration_since(*since);
                 // A few new frames, still coming: the camera is back.
                 if flowing && baseline.is_some_and(|b| captured >= b + 3) {
+                    let since_reopen = reopened
+                        .map(|at| {
+                            format!(", {:.2} s after reopening it", at.elapsed().as_secs_f64())
+                        })
+                        .unwrap_or_default();
                     camera.sources.show_live();
                     self.status.reconnects += 1;
                     self.status.state = "live";
@@ -122,7 +137,7 @@ impl Recovery {
                     self.shared.set(self.status);
                     tracing::info!(
                         reconnects = self.status.reconnects,
-                        "camera is back after {:.1} s; showing live video",
+                        "camera is back after {:.1} s{since_reopen}; showing live video",
                         lost_for.as_secs_f64()
                     );
                     return;
@@ -136,6 +151,7 @@ impl Recovery {
                         "camera: reopening the source (lost {:.0} s ago)",
                         lost_for.as_secs_f64()
                     );
+                    *reopened = Some(now);
                     let opened = camera.sources.replace();
                     if let Err(err) = &opened {
                         tracing::warn!("camera: reopening failed: {err:#}");
@@ -181,6 +197,7 @@ impl Recovery {
             backoff: FIRST_RETRY,
             shown_seconds: 0,
             baseline: (!failed).then(|| camera.counters.read().captured_frames),
+            reopened: None,
         };
         tracing::warn!(
             losses = self.status.losses,

@@ -17,6 +17,9 @@ pub mod vm;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgecam");
 
+/// The admin token every test configuration sets; `http` sends it.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
@@ -37,6 +40,8 @@ pub struct Settings {
     pub hls_window: u32,
     /// Extra TOML appended to `[camera]`.
     pub camera_extra: &'static str,
+    /// Extra TOML appended to the end of the file (whole sections).
+    pub extra: &'static str,
 }
 
 impl Default for Settings {
@@ -51,6 +56,7 @@ impl Default for Settings {
             profile: "baseline",
             hls_window: 6,
             camera_extra: "",
+            extra: "",
         }
     }
 }
@@ -86,7 +92,8 @@ impl Edgecam {
             "[camera]\nsource = \"{}\"\nwidth = {}\nheight = {}\nfps = {}\n{}\n\n\
              [encoder]\nkind = \"{}\"\nkeyframe_interval = {}\nprofile = \"{}\"\n\n\
              [rtsp]\nport = {port}\n\n[http]\nbind = \"127.0.0.1:{http_port}\"\n\n\
-             [hls]\ndir = \"{hls_dir}\"\nwindow = {window}\n",
+             [hls]\ndir = \"{hls_dir}\"\nwindow = {window}\n\n\
+             [auth]\nadmin_token = \"{ADMIN_TOKEN}\"\n{extra}\n",
             settings.source,
             settings.width,
             settings.height,
@@ -97,6 +104,7 @@ impl Edgecam {
             settings.profile,
             hls_dir = dir.path().join("hls").display(),
             window = settings.hls_window,
+            extra = settings.extra,
         );
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -408,12 +416,36 @@ pub fn http(method: &str, url: &str) -> HttpReply {
     http_with_body(method, url, None)
 }
 
-/// `curl -si -X METHOD [--data BODY] URL`.
+/// `curl -si -X METHOD [--data BODY] URL`, with the admin token.
 pub fn http_with_body(method: &str, url: &str, body: Option<&str>) -> HttpReply {
+    let auth = format!("Authorization: Bearer {ADMIN_TOKEN}");
+    http_with(method, url, &[&auth], body)
+}
+
+/// `curl -si -X METHOD [-H HEADER]… [--data-binary BODY] URL`.
+pub fn http_with(method: &str, url: &str, headers: &[&str], body: Option<&str>) -> HttpReply {
+    http_from(None, method, url, headers, body)
+}
+
+/// The same from a chosen loopback address (`127.0.0.N`), for checks that
+/// depend on who asks.
+pub fn http_from(
+    source: Option<&str>,
+    method: &str,
+    url: &str,
+    headers: &[&str],
+    body: Option<&str>,
+) -> HttpReply {
     let mut command = Command::new("curl");
     command.args(["-si", "--max-time", "10", "-X", method]);
+    if let Some(source) = source {
+        command.args(["--interface", source]);
+    }
+    for header in headers {
+        command.args(["-H", header]);
+    }
     if let Some(body) = body {
-        command.args(["--data", body]);
+        command.args(["--data-binary", body]);
     }
     let output = command.arg(url).output().expect("curl");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();

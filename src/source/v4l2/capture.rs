@@ -148,6 +148,41 @@ fn run(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let mut pool: Option<gst::BufferPool> = None;
+    let outcome = capture_loop(&mut stream, mode, appsrc, stop, &layout, &mut pool);
+    if let Some(pool) = pool {
+        let _ = pool.set_active(false);
+    }
+    outcome
+}
+
+/// Frames are copied into buffers from a pool sized for the device's
+/// largest frame: the same few blocks of memory go round, instead of a
+/// fresh allocation per frame freed on another thread (which fragmented
+/// the heap: resident memory crept up over reconnects).
+fn pooled_buffer(pool: &mut Option<gst::BufferPool>, size: usize) -> Result<gst::Buffer> {
+    if pool.is_none() {
+        let new = gst::BufferPool::new();
+        let mut config = new.config();
+        config.set_params(None, u32::try_from(size)?, DRIVER_BUFFERS, 0);
+        new.set_config(config)?;
+        new.set_active(true)?;
+        *pool = Some(new);
+    }
+    pool.as_ref()
+        .context("the frame pool exists")?
+        .acquire_buffer(None)
+        .map_err(|flow| anyhow!("no frame buffer: {flow:?}"))
+}
+
+fn capture_loop(
+    stream: &mut v4l::io::mmap::Stream<'_>,
+    mode: &Mode,
+    appsrc: &gst_app::AppSrc,
+    stop: &AtomicBool,
+    layout: &Option<(Vec<usize>, Vec<i32>)>,
+    pool: &mut Option<gst::BufferPool>,
+) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         let (data, meta) = match stream.next() {
             Ok(frame) => frame,
@@ -159,14 +194,19 @@ fn run(
         if used == 0 {
             continue;
         }
-        let mut buffer = gst::Buffer::from_slice(data[..used].to_vec());
+        let mut buffer = pooled_buffer(pool, data.len())?;
         {
             let buffer = buffer.get_mut().context("a fresh buffer is writable")?;
+            buffer.set_size(used);
+            buffer
+                .map_writable()
+                .map_err(|_| anyhow!("a frame buffer could not be written"))?
+                .copy_from_slice(&data[..used]);
             let driver_ns = u64::try_from(meta.timestamp.sec).unwrap_or(0) * 1_000_000_000
                 + u64::try_from(meta.timestamp.usec).unwrap_or(0) * 1_000;
             buffer.set_pts(running_time(appsrc, driver_ns));
             buffer.set_offset(u64::from(meta.sequence));
-            if let Some((offsets, strides)) = &layout {
+            if let Some((offsets, strides)) = layout {
                 if let Decode::Raw(format) = mode.decode {
                     let format = format.parse().unwrap_or(gst_video::VideoFormat::Unknown);
                     gst_video::VideoMeta::add_full(

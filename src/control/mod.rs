@@ -1,0 +1,217 @@
+//! The control plane's configuration service: what remote edits go through.
+//! A write is validated, checked against the revision the writer saw,
+//! applied to the running pipeline (only what changed), confirmed by
+//! frames still reaching the outputs, and only then written to disk — or
+//! rolled back with the reason.
+
+pub mod apply;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::config::diff::{self, Change, Effect};
+use crate::config::{self, patch, store, Config, ConfigError};
+use crate::metrics::counters::StreamCounters;
+
+/// A configuration for the supervisor to bring the pipeline to.
+pub struct ApplyRequest {
+    pub config: Config,
+    pub reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// The file, as text and as settings, that is in force.
+struct Current {
+    text: String,
+    config: Config,
+}
+
+pub struct ConfigService {
+    /// None when edgecam runs on its built-in configuration.
+    path: Option<PathBuf>,
+    /// Held through a whole write, so writes happen one at a time.
+    current: Mutex<Current>,
+    apply: mpsc::Sender<ApplyRequest>,
+    counters: StreamCounters,
+}
+
+/// What a successful write did.
+#[derive(Debug, Serialize)]
+pub struct Written {
+    pub revision: String,
+    pub changes: Vec<Change>,
+}
+
+/// Why a write was refused; nothing was applied or written.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The writer's `If-Match` is not the current revision.
+    Stale {
+        current: String,
+    },
+    Invalid(ConfigError),
+    /// Keys that need a pipeline rebuild or a process restart.
+    NeedsRestart(Vec<Change>),
+    /// No file to write: edgecam runs on its built-in configuration.
+    NoFile,
+    /// The new settings did not work; the old ones run again.
+    RolledBack(String),
+    /// Writing the file failed; the old settings run again.
+    NotPersisted(String),
+}
+
+impl ConfigService {
+    pub fn new(
+        path: Option<PathBuf>,
+        text: String,
+        config: Config,
+        apply: mpsc::Sender<ApplyRequest>,
+        counters: StreamCounters,
+    ) -> Self {
+        Self {
+            path,
+            current: Mutex::new(Current { text, config }),
+            apply,
+            counters,
+        }
+    }
+
+    /// The current file with secrets hidden, and its revision.
+    pub async fn get(&self) -> (String, String) {
+        let current = self.current.lock().await;
+        (patch::redact(&current.text), store::revision(&current.text))
+    }
+
+    /// The current revision.
+    pub async fn revision(&self) -> String {
+        store::revision(&self.current.lock().await.text)
+    }
+
+    /// Parses and validates a whole file against the current one: the
+    /// changes it would make, or why it cannot be used.
+    pub async fn validate(&self, text: &str) -> Result<Vec<Change>, ConfigError> {
+        let current = self.current.lock().await;
+        let text = patch::restore_secrets(text, &current.text);
+        let config = config::parse(&text, "request body")?;
+        Ok(diff::changes(&current.config, &config))
+    }
+
+    /// Replaces the whole file with `text`.
+    pub async fn put(&self, text: &str, if_match: &str) -> Result<Written, WriteError> {
+        self.write(if_match, |current| {
+            Ok(patch::restore_secrets(text, current))
+        })
+        .await
+    }
+
+    /// Merges the TOML `fragment` into the file, key by key.
+    pub async fn patch(&self, fragment: &str, if_match: &str) -> Result<Written, WriteError> {
+        self.write(if_match, |current| {
+            let merged = patch::merge(current, fragment, "request body")?;
+            Ok(patch::restore_secrets(&merged, current))
+        })
+        .await
+    }
+
+    async fn write(
+        &self,
+        if_match: &str,
+        edit: impl FnOnce(&str) -> Result<String, ConfigError>,
+    ) -> Result<Written, WriteError> {
+        let mut current = self.current.lock().await;
+        let revision = store::revision(&current.text);
+        if if_match.trim_matches('"') != revision {
+            return Err(WriteError::Stale { current: revision });
+        }
+        let text = edit(&current.text).map_err(WriteError::Invalid)?;
+        let config = config::parse(&text, "request body").map_err(WriteError::Invalid)?;
+        let changes = diff::changes(&current.config, &config);
+        let restart: Vec<Change> = changes
+            .iter()
+            .filter(|c| c.effect != Effect::Live)
+            .cloned()
+            .collect();
+        if !restart.is_empty() {
+            return Err(WriteError::NeedsRestart(restart));
+        }
+        let Some(path) = self.path.clone() else {
+            return Err(WriteError::NoFile);
+        };
+        if !changes.is_empty() {
+            let confirm = Duration::from_secs(config.api.confirm_s.into());
+            if let Err(reason) = self.apply_and_confirm(&config, confirm).await {
+                self.roll_back(&current.config).await;
+                return Err(WriteError::RolledBack(reason));
+            }
+        }
+        let persisted = {
+            let text = text.clone();
+            tokio::task::spawn_blocking(move || store::replace(&path, &text)).await
+        };
+        match persisted {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                self.roll_back(&current.config).await;
+                return Err(WriteError::NotPersisted(format!("{err:#}")));
+            }
+            Err(err) => {
+                self.roll_back(&current.config).await;
+                return Err(WriteError::NotPersisted(err.to_string()));
+            }
+        }
+        tracing::info!(
+            changes = changes.len(),
+            "configuration changed through the API and saved"
+        );
+        current.text = text;
+        current.config = config;
+        Ok(Written {
+            revision: store::revision(&current.text),
+            changes,
+        })
+    }
+
+    /// Has the supervisor apply `config`, then waits until frames are
+    /// still reaching the outputs.
+    async fn apply_and_confirm(&self, config: &Config, confirm: Duration) -> Result<(), String> {
+        let (reply, applied) = oneshot::channel();
+        self.apply
+            .send(ApplyRequest {
+                config: config.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| "edgecam is stopping".to_owned())?;
+        applied
+            .await
+            .map_err(|_| "edgecam is stopping".to_owned())??;
+        let before = self.counters.read().encoded_frames;
+        let deadline = Instant::now() + confirm;
+        while Instant::now() < deadline {
+            if self.counters.read().encoded_frames >= before + 3 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!(
+            "no frame reached the outputs within {} s after the change",
+            confirm.as_secs()
+        ))
+    }
+
+    async fn roll_back(&self, config: &Config) {
+        let (reply, applied) = oneshot::channel();
+        let request = ApplyRequest {
+            config: config.clone(),
+            reply,
+        };
+        if self.apply.send(request).await.is_ok() {
+            if let Ok(Err(err)) = applied.await {
+                tracing::error!("rolling back the configuration failed: {err}");
+            }
+        }
+        tracing::warn!("configuration change rolled back");
+    }
+}

@@ -1,0 +1,279 @@
+//! Remote configuration through the real binary: revisions and If-Match,
+//! comment-keeping PATCH, validation errors that leave everything as it
+//! was, a live bitrate change under an RTSP viewer, rollback, and the
+//! token guards on every route of the router's table.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::vm::metric;
+use common::{http, http_from, http_with, Edgecam, HttpReply, Settings, ADMIN_TOKEN};
+use edgecam::http::{Access, ROUTES};
+
+/// A commented file with the harness's settings, as a person would keep it.
+const COMMENTED: &str = "# Front door camera — edited by hand, keep the notes.
+
+[camera]
+source = \"test\"   # no camera on this host
+width = 640
+height = 360
+fps = 30
+
+[encoder]
+# Plenty for 360p on the LAN.
+bitrate_kbps = 2000
+kind = \"x264\"
+keyframe_interval = 30
+profile = \"baseline\"
+";
+
+fn admin() -> String {
+    format!("Authorization: Bearer {ADMIN_TOKEN}")
+}
+
+fn get_config(edgecam: &Edgecam) -> (String, String) {
+    let reply = http_with("GET", &edgecam.http_url("/api/config"), &[&admin()], None);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let etag = header(&reply, "etag").expect("an ETag");
+    (reply.body, etag)
+}
+
+fn header(reply: &HttpReply, name: &str) -> Option<String> {
+    reply.head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == name).then(|| value.trim().to_owned())
+    })
+}
+
+fn write(edgecam: &Edgecam, method: &str, etag: &str, body: &str) -> HttpReply {
+    let if_match = format!("If-Match: {etag}");
+    http_with(
+        method,
+        &edgecam.http_url("/api/config"),
+        &[&admin(), &if_match, "Content-Type: application/toml"],
+        Some(body),
+    )
+}
+
+/// The harness's file with the comments above, keeping its ports and dirs.
+fn commented_file(edgecam: &Edgecam) -> String {
+    let original = std::fs::read_to_string(edgecam.dir.path().join("config.toml")).unwrap();
+    let rest = &original[original.find("[rtsp]").expect("an [rtsp] section")..];
+    format!("{COMMENTED}\n{rest}")
+}
+
+#[test]
+fn a_patch_changes_one_key_live_and_keeps_every_comment() {
+    let edgecam = Edgecam::start(Settings::default());
+    let path = edgecam.dir.path().join("config.toml");
+    let (text, etag) = get_config(&edgecam);
+    assert!(text.contains("admin_token = \"<redacted>\""), "{text}");
+    assert!(
+        !text.contains(ADMIN_TOKEN),
+        "the admin token leaked: {text}"
+    );
+
+    // Same settings, with comments: nothing to apply, the text is saved.
+    let commented = commented_file(&edgecam);
+    let reply = write(&edgecam, "PUT", &etag, &commented);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), commented);
+    let etag = header(&reply, "etag").expect("a new ETag");
+
+    // A viewer watches while the bitrate changes.
+    let url = edgecam.url();
+    let viewer = std::thread::spawn(move || {
+        common::receive_stamped_frames(common::Player::Ffmpeg, &url, 640, 360, 10).len()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let patched_at = Instant::now();
+    let reply = write(&edgecam, "PATCH", &etag, "[encoder]\nbitrate_kbps = 300\n");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("\"effect\":\"live\""), "{}", reply.body);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        commented.replace("bitrate_kbps = 2000", "bitrate_kbps = 300"),
+        "the PATCH changed more than one value"
+    );
+    assert_eq!(
+        std::fs::read_to_string(edgecam.dir.path().join("config.toml.prev")).unwrap(),
+        commented,
+        "the previous good file was not kept"
+    );
+    let mut settled = None;
+    while patched_at.elapsed() < Duration::from_secs(6) {
+        let metrics = http("GET", &edgecam.http_url("/metrics")).body;
+        if metric(&metrics, "edgecam_bitrate_kbps").is_some_and(|kbps| kbps < 600.0) {
+            settled = Some(patched_at.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let settled = settled.expect("the stream's bitrate never dropped below 600 kbit/s");
+    println!(
+        "PATCH encoder.bitrate_kbps 2000 → 300: stream under 600 kbit/s after {} ms",
+        settled.as_millis()
+    );
+    let frames = viewer.join().expect("viewer");
+    assert!(frames > 200, "the viewer got only {frames} frames in 10 s");
+    let log = edgecam.log();
+    let after = &log[log.find("applied live").expect("the change was logged")..];
+    assert!(
+        !after.contains("RTSP viewer connected") && !after.contains("RTSP viewer disconnected"),
+        "the viewer had to reconnect:\n{log}"
+    );
+}
+
+#[test]
+fn bad_input_changes_nothing_and_says_where() {
+    let edgecam = Edgecam::start(Settings::default());
+    let path = edgecam.dir.path().join("config.toml");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let (_, etag) = get_config(&edgecam);
+    for (body, line, key) in [
+        ("[encoder]\nbitrate_kbps = = 1\n", 2, None),
+        ("[encoder]\nbitrate_kbs = 1000\n", 2, Some("encoder")),
+        ("[camera]\nfps = 500\n", 7, Some("camera.fps")),
+    ] {
+        let reply = write(&edgecam, "PATCH", &etag, body);
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        let error: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+        assert!(
+            error["line"].is_u64() && error["column"].is_u64(),
+            "{error}"
+        );
+        if key.is_none() {
+            assert_eq!(error["line"], line, "{body}: {error}");
+        }
+        if let Some(key) = key {
+            assert!(
+                error["key"].as_str().unwrap_or("").starts_with(key),
+                "{error}"
+            );
+        }
+    }
+    // A key that needs a rebuild is refused whole, with what it takes.
+    let reply = write(&edgecam, "PATCH", &etag, "[camera]\nwidth = 320\n");
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert!(
+        reply.body.contains("\"effect\":\"pipeline\""),
+        "{}",
+        reply.body
+    );
+    // A change that cannot run is rolled back: the test pattern has no
+    // camera controls.
+    let reply = write(
+        &edgecam,
+        "PATCH",
+        &etag,
+        "[camera.controls]\nbrightness = 10\n",
+    );
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert!(reply.body.contains("rolled back"), "{}", reply.body);
+    // Random bytes and random TOML never break the server.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..100 {
+        let body: String = (0..64)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let alphabet = b"[]=.\"'#\n abcdefz0123456789_-+{},";
+                char::from(alphabet[(seed % alphabet.len() as u64) as usize])
+            })
+            .collect();
+        let reply = write(&edgecam, "PATCH", &etag, &body);
+        assert!(
+            reply.status >= 400 && reply.status < 500 || reply.status == 200,
+            "{body:?} → {}: {}",
+            reply.status,
+            reply.body
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    assert_eq!(get_config(&edgecam).1, etag, "the revision moved");
+    assert_eq!(http("GET", &edgecam.http_url("/healthz")).status, 200);
+}
+
+#[test]
+fn of_two_writers_with_the_same_etag_one_wins() {
+    let edgecam = Edgecam::start(Settings::default());
+    let (_, etag) = get_config(&edgecam);
+    let first = write(&edgecam, "PATCH", &etag, "[encoder]\nbitrate_kbps = 1500\n");
+    let second = write(&edgecam, "PATCH", &etag, "[encoder]\nbitrate_kbps = 1200\n");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(second.status, 412, "{}", second.body);
+    let without = http_with(
+        "PATCH",
+        &edgecam.http_url("/api/config"),
+        &[&admin()],
+        Some("[encoder]\nbitrate_kbps = 1200\n"),
+    );
+    assert_eq!(without.status, 428, "{}", without.body);
+}
+
+#[test]
+fn every_guarded_route_wants_its_token() {
+    let edgecam = Edgecam::start(Settings {
+        extra: "viewer_token = \"test-viewer-token\"",
+        ..Settings::default()
+    });
+    let viewer = "Authorization: Bearer test-viewer-token";
+    let wrong = "Authorization: Bearer nope";
+    for (i, &(method, path, access)) in ROUTES.iter().enumerate() {
+        let url = edgecam.http_url(
+            &path
+                .replace("{name}", "brightness")
+                .replace("{file}", "cam.m3u8"),
+        );
+        // Each route asks from its own address: failures are rate-limited
+        // per address, which is checked below.
+        let from = format!("127.0.0.{}", i + 2);
+        let ask = |headers: &[&str]| http_from(Some(&from), method, &url, headers, None);
+        let none = ask(&[]);
+        let bad = ask(&[wrong]);
+        match access {
+            Access::Open => assert_ne!(none.status, 401, "{method} {path}"),
+            Access::Viewer | Access::Admin => {
+                for reply in [&none, &bad] {
+                    assert_eq!(reply.status, 401, "{method} {path}: {}", reply.body);
+                    assert!(
+                        reply.head.contains("www-authenticate: bearer"),
+                        "{method} {path}: {}",
+                        reply.head
+                    );
+                }
+            }
+        }
+        let as_viewer = ask(&[viewer]);
+        match access {
+            Access::Admin => assert_eq!(as_viewer.status, 401, "{method} {path}"),
+            _ => assert_ne!(as_viewer.status, 401, "{method} {path}"),
+        }
+    }
+    // Browsers cannot set headers on media requests: a query token works.
+    let metrics = http_with(
+        "GET",
+        &edgecam.http_url("/metrics?token=test-viewer-token"),
+        &[],
+        None,
+    );
+    assert_eq!(metrics.status, 200);
+
+    // Guessing is slowed down: after ten failures a minute, 429.
+    let url = edgecam.http_url("/api/config");
+    let statuses: Vec<u16> = (0..12)
+        .map(|_| http_from(Some("127.0.0.200"), "GET", &url, &[wrong], None).status)
+        .collect();
+    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429; 2], "{statuses:?}");
+    // Even the right token waits out the minute from that address…
+    let right = admin();
+    assert_eq!(
+        http_from(Some("127.0.0.200"), "GET", &url, &[&right], None).status,
+        429
+    );
+    // …while everyone else is served.
+    assert_eq!(http_with("GET", &url, &[&right], None).status, 200);
+}
