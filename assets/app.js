@@ -132,7 +132,10 @@ function onHello(hello) {
   $("encoder").textContent = `${encoder.element}, ${encoder.bitrate_kbps} kbit/s, ${encoder.profile}`;
   if (hello.outputs.hls && !$("video").src && !$("video").dataset.started) {
     $("video").dataset.started = "1";
-    startVideo(hello.outputs.hls.playlist);
+    // A viewer token in the page's address goes along (media requests
+    // cannot carry headers; the server adds it to the segment addresses).
+    const token = new URLSearchParams(location.search).get("token");
+    startVideo(token ? `${hello.outputs.hls.playlist}?token=${encodeURIComponent(token)}` : hello.outputs.hls.playlist);
   }
 }
 

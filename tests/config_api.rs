@@ -260,6 +260,23 @@ fn every_guarded_route_wants_its_token() {
         None,
     );
     assert_eq!(metrics.status, 200);
+    // …and a playlist fetched with it sends its segments with it too.
+    let playlist_url = edgecam.http_url("/hls/cam.m3u8?token=test-viewer-token");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let playlist = loop {
+        let reply = http_with("GET", &playlist_url, &[], None);
+        if reply.status == 200 && reply.body.contains(".ts") {
+            break reply.body;
+        }
+        assert!(Instant::now() < deadline, "no playlist: {}", reply.body);
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let segment = playlist
+        .lines()
+        .find(|line| line.ends_with(".ts?token=test-viewer-token"))
+        .unwrap_or_else(|| panic!("segments without the token:\n{playlist}"));
+    let fetched = http_with("GET", &edgecam.http_url(&format!("/hls/{segment}")), &[], None);
+    assert_eq!(fetched.status, 200, "{segment}");
 
     // Guessing is slowed down: after ten failures a minute, 429.
     let url = edgecam.http_url("/api/config");

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -35,6 +35,7 @@ pub async fn file(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(file): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let Some(dir) = &state.hls_dir else {
         return (
@@ -49,6 +50,11 @@ pub async fn file(
     if file.ends_with(".m3u8") {
         state.metrics.clients.hls.saw(client.ip());
     }
+    let token = query.as_deref().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("token="))
+            .map(str::to_owned)
+    });
     match tokio::fs::read(dir.join(&file)).await {
         Ok(bytes) => (
             [
@@ -57,16 +63,46 @@ pub async fn file(
                 // hls.js on another origin (a wall of cameras) may fetch it.
                 (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
             ],
-            bytes,
+            match token {
+                // A player given the playlist with ?token= must fetch the
+                // segments with it too: it cannot set headers either.
+                Some(token) if file.ends_with(".m3u8") => {
+                    with_token(&String::from_utf8_lossy(&bytes), &token).into_bytes()
+                }
+                _ => bytes,
+            },
         )
             .into_response(),
         Err(_) => (StatusCode::NOT_FOUND, "no such file (yet)\n").into_response(),
     }
 }
 
+/// The playlist with `?token=…` on every segment line.
+fn with_token(playlist: &str, token: &str) -> String {
+    playlist
+        .lines()
+        .map(|line| {
+            if line.is_empty() || line.starts_with('#') {
+                format!("{line}\n")
+            } else {
+                format!("{line}?token={token}\n")
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::kind;
+    use super::{kind, with_token};
+
+    #[test]
+    fn a_token_follows_the_playlist_to_its_segments() {
+        let playlist = "#EXTM3U\n#EXTINF:1.0,\ncam-00001.ts\n";
+        assert_eq!(
+            with_token(playlist, "abc"),
+            "#EXTM3U\n#EXTINF:1.0,\ncam-00001.ts?token=abc\n"
+        );
+    }
 
     #[test]
     fn only_plain_playlist_and_segment_names_are_served() {
