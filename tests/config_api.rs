@@ -275,7 +275,12 @@ fn every_guarded_route_wants_its_token() {
         .lines()
         .find(|line| line.ends_with(".ts?token=test-viewer-token"))
         .unwrap_or_else(|| panic!("segments without the token:\n{playlist}"));
-    let fetched = http_with("GET", &edgecam.http_url(&format!("/hls/{segment}")), &[], None);
+    let fetched = http_with(
+        "GET",
+        &edgecam.http_url(&format!("/hls/{segment}")),
+        &[],
+        None,
+    );
     assert_eq!(fetched.status, 200, "{segment}");
 
     // Guessing is slowed down: after ten failures a minute, 429.
@@ -293,4 +298,62 @@ fn every_guarded_route_wants_its_token() {
     );
     // …while everyone else is served.
     assert_eq!(http_with("GET", &url, &[&right], None).status, 200);
+}
+
+#[test]
+fn edits_on_disk_and_sighup_take_the_same_path() {
+    let edgecam = Edgecam::start(Settings::default());
+    let path = edgecam.dir.path().join("config.toml");
+    let (_, etag) = get_config(&edgecam);
+    // An editor's save: a new file renamed over the old one.
+    let edited = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[encoder]\n", "[encoder]\nbitrate_kbps = 400\n");
+    let temporary = edgecam.dir.path().join("config.toml.swp");
+    std::fs::write(&temporary, &edited).unwrap();
+    std::fs::rename(&temporary, &path).unwrap();
+    let saved = Instant::now();
+    let reloaded = loop {
+        if edgecam
+            .log()
+            .contains("the file changed on disk: configuration reloaded")
+        {
+            break saved.elapsed();
+        }
+        assert!(
+            saved.elapsed() < Duration::from_secs(10),
+            "{}",
+            edgecam.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("edit on disk → applied in {} ms", reloaded.as_millis());
+    let (text, new_etag) = get_config(&edgecam);
+    assert!(text.contains("bitrate_kbps = 400"), "{text}");
+    assert_ne!(new_etag, etag);
+
+    // A broken file is not applied, whichever way it arrives.
+    std::fs::write(
+        &path,
+        edited.replace("bitrate_kbps = 400", "bitrate_kbps = "),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    edgecam.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    let log = edgecam.log();
+    assert!(
+        log.contains("the file changed on disk: not applied, the file is invalid"),
+        "{log}"
+    );
+    assert!(
+        log.contains("SIGHUP: not applied, the file is invalid"),
+        "{log}"
+    );
+    assert_eq!(
+        get_config(&edgecam).1,
+        new_etag,
+        "a broken file replaced the running one"
+    );
+    assert_eq!(http("GET", &edgecam.http_url("/healthz")).status, 200);
 }

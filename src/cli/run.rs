@@ -7,7 +7,7 @@ use gst::prelude::*;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
-use crate::control::{apply, ApplyRequest, ConfigService};
+use crate::control::{apply, watch, ApplyRequest, ConfigService};
 use crate::http;
 use crate::metrics;
 use crate::output::hls::HlsOutput;
@@ -106,6 +106,25 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
     };
     let (apply_requests, mut applies) = tokio::sync::mpsc::channel::<ApplyRequest>(4);
     let mut running = config.clone();
+    let config_service = std::sync::Arc::new(ConfigService::new(
+        path.map(std::path::Path::to_path_buf),
+        match path {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+            None => crate::config::DEFAULT_TOML.to_owned(),
+        },
+        config.clone(),
+        apply_requests,
+        pipeline.counters.clone(),
+    ));
+    // Edits on disk apply like API writes; the watcher lives until the end.
+    let _watcher = match path {
+        Some(path) => {
+            let _runtime = runtime.enter();
+            Some(watch::watch(config_service.clone(), path)?)
+        }
+        None => None,
+    };
     let state = http::AppState {
         counters: pipeline.counters.clone(),
         hls_dir: hls.as_ref().map(|hls| hls.dir.path().to_owned()),
@@ -116,17 +135,7 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
             .fault_injection
             .then(|| pipeline.sources.faults.clone()),
         controls: pipeline.sources.controls.clone(),
-        config: std::sync::Arc::new(ConfigService::new(
-            path.map(std::path::Path::to_path_buf),
-            match path {
-                Some(path) => std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?,
-                None => crate::config::DEFAULT_TOML.to_owned(),
-            },
-            config.clone(),
-            apply_requests,
-            pipeline.counters.clone(),
-        )),
+        config: config_service.clone(),
         guard: http::auth::Guard::new(
             &http::auth::admin_token(&config.auth)?,
             Some(config.auth.viewer_token.as_str()),
@@ -146,6 +155,7 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
             recovery: &mut recovery,
             applies: &mut applies,
             running: &mut running,
+            config: config_service.clone(),
         };
         let outcome = supervise(&mut supervised).await;
         let _ = stop_http.send(());
@@ -225,6 +235,8 @@ struct Supervised<'a> {
     applies: &'a mut tokio::sync::mpsc::Receiver<ApplyRequest>,
     /// The configuration the pipeline runs with now.
     running: &'a mut Config,
+    /// Reloaded on SIGHUP.
+    config: std::sync::Arc<ConfigService>,
 }
 
 /// Waits for a stop signal or a fatal error; meanwhile keeps the camera
@@ -249,12 +261,18 @@ async fn supervise(s: &mut Supervised<'_>) -> Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let mut user1 = signal(SignalKind::user_defined1())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = interrupt.recv() => { tracing::info!("SIGINT received"); return Ok(()) }
             _ = terminate.recv() => { tracing::info!("SIGTERM received"); return Ok(()) }
             _ = user1.recv() => inventory.report(),
+            // The reload needs this loop to apply it: it runs beside it.
+            _ = hangup.recv() => {
+                let service = s.config.clone();
+                tokio::spawn(async move { service.reload("SIGHUP").await });
+            }
             _ = tick.tick() => s.recovery.tick(camera),
             Some(request) = s.applies.recv() => {
                 let applied = apply::apply_live(s.running, &request.config, camera, s.recovery)

@@ -5,6 +5,7 @@
 //! rolled back with the reason.
 
 pub mod apply;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -171,6 +172,60 @@ impl ConfigService {
             revision: store::revision(&current.text),
             changes,
         })
+    }
+
+    /// Re-reads the file (after SIGHUP or an edit on disk) and applies it
+    /// like an API write, without writing it back. A file that is invalid,
+    /// needs a restart or does not work leaves the running configuration as
+    /// it is; the log says why. The file equal to what runs (our own
+    /// write, seen by the watcher) is nothing to do.
+    pub async fn reload(&self, why: &str) {
+        let Some(path) = self.path.clone() else {
+            tracing::info!("{why}: edgecam runs on its built-in configuration, nothing to reload");
+            return;
+        };
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => text,
+            Err(err) => {
+                tracing::warn!("{why}: cannot read {}: {err}", path.display());
+                return;
+            }
+        };
+        let mut current = self.current.lock().await;
+        if text == current.text {
+            return;
+        }
+        let config = match config::parse(&text, &path.display().to_string()) {
+            Ok(config) => config,
+            Err(err) => {
+                tracing::warn!("{why}: not applied, the file is invalid: {err}");
+                return;
+            }
+        };
+        let changes = diff::changes(&current.config, &config);
+        let restart: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.effect != Effect::Live)
+            .map(|c| c.key.as_str())
+            .collect();
+        if !restart.is_empty() {
+            tracing::warn!(
+                "{why}: not applied, {} only apply on a restart of edgecam",
+                restart.join(", ")
+            );
+            return;
+        }
+        if !changes.is_empty() {
+            let confirm = Duration::from_secs(config.api.confirm_s.into());
+            if let Err(reason) = self.apply_and_confirm(&config, confirm).await {
+                self.roll_back(&current.config).await;
+                tracing::warn!("{why}: rolled back: {reason}");
+                return;
+            }
+        }
+        tracing::info!(changes = changes.len(), "{why}: configuration reloaded");
+        current.text = text;
+        current.config = config;
     }
 
     /// Has the supervisor apply `config`, then waits until frames are
