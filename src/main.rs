@@ -34,6 +34,30 @@ enum Command {
     },
     /// List encoders and V4L2 devices, and what "auto" would choose.
     Probe,
+    /// Read or change a running board's configuration through its API.
+    #[command(name = "config")]
+    Remote {
+        /// The board's HTTP address.
+        #[arg(long, env = "EDGECAM_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The admin token (see [auth] in config.toml).
+        #[arg(long, env = "EDGECAM_TOKEN")]
+        token: Option<String>,
+        #[command(subcommand)]
+        action: RemoteAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RemoteAction {
+    /// Print the configuration (secrets redacted).
+    Get,
+    /// Change one key, e.g. `set encoder.bitrate_kbps 800`.
+    Set { key: String, value: String },
+    /// Replace the whole configuration with FILE.
+    Apply { file: PathBuf },
+    /// Check FILE against the board: errors, or what would change and how.
+    Validate { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -46,8 +70,28 @@ fn main() -> ExitCode {
             with_config(args.config, |config| cli::run::run(config, path.as_deref()))
         }
         Command::Probe => with_config(args.config, cli::probe::probe),
+        Command::Remote { url, token, action } => remote(url, token, &action),
     };
     ExitCode::from(status as u8)
+}
+
+/// `edgecam config …`: 0 done, 2 refused by the board, 1 unreachable.
+fn remote(url: String, token: Option<String>, action: &RemoteAction) -> i32 {
+    use cli::remote::{Action, Outcome, Remote};
+    let action = match action {
+        RemoteAction::Get => Action::Get,
+        RemoteAction::Set { key, value } => Action::Set { key, value },
+        RemoteAction::Apply { file } => Action::Apply { file },
+        RemoteAction::Validate { file } => Action::Validate { file },
+    };
+    match (Remote { url, token }).run(action) {
+        Ok(Outcome::Done) => 0,
+        Ok(Outcome::Refused) => EXIT_BAD_CONFIG,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            EXIT_FAILURE
+        }
+    }
 }
 
 /// Loads the configuration and runs `command` with it, turning failures into

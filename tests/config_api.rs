@@ -357,3 +357,107 @@ fn edits_on_disk_and_sighup_take_the_same_path() {
     );
     assert_eq!(http("GET", &edgecam.http_url("/healthz")).status, 200);
 }
+
+#[test]
+fn a_laptop_manages_the_board_with_edgecam_config() {
+    let edgecam = Edgecam::start(Settings::default());
+    let url = edgecam.http_url("");
+    let remote = |args: &[&str], token: &str| {
+        let output = std::process::Command::new(common::BIN)
+            .args(["config", "--url", &url, "--token", token])
+            .args(args)
+            .output()
+            .expect("edgecam config");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = remote(&["set", "encoder.bitrate_kbps", "900"], ADMIN_TOKEN);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("encoder.bitrate_kbps: 2000 → 900 (live)"),
+        "{out}"
+    );
+    let (code, out, _) = remote(&["get"], ADMIN_TOKEN);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("bitrate_kbps = 900"), "{out}");
+
+    let (code, out, err) = remote(&["set", "camera.width", "320"], ADMIN_TOKEN);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("refused (409)") && out.contains("(pipeline)"),
+        "{out}{err}"
+    );
+
+    let broken = edgecam.dir.path().join("broken.toml");
+    std::fs::write(&broken, "[camera]\nfps = 500\n").unwrap();
+    let (code, _, err) = remote(&["validate", broken.to_str().unwrap()], ADMIN_TOKEN);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("request body:2:7") && err.contains("camera.fps"),
+        "{err}"
+    );
+
+    let (code, _, err) = remote(&["get"], "wrong");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("refused (401)"), "{err}");
+}
+
+/// SIGKILL at random moments while live changes are written: the file on
+/// disk always parses and is one of the versions written, never a mix.
+#[test]
+fn a_kill_during_writes_never_leaves_a_torn_file() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    let mut writes = 0;
+    let mut kills = 0;
+    while writes < 200 {
+        let edgecam = Edgecam::start(Settings::default());
+        let path = edgecam.dir.path().join("config.toml");
+        let original = std::fs::read_to_string(&path).unwrap();
+        let versions: Vec<String> = (0..40)
+            .map(|i| {
+                original.replace(
+                    "[encoder]\n",
+                    &format!("[encoder]\nbitrate_kbps = {}\n", 500 + i),
+                )
+            })
+            .collect();
+        let pid = edgecam.pid();
+        let kill_after = Duration::from_millis(200 + next(1500));
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(kill_after);
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        });
+        let (_, mut etag) = get_config(&edgecam);
+        for version in &versions {
+            let reply = write(&edgecam, "PUT", &etag, version);
+            if reply.status != 200 {
+                break;
+            }
+            writes += 1;
+            etag = header(&reply, "etag").unwrap_or_default();
+        }
+        killer.join().unwrap();
+        kills += 1;
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            edgecam::config::parse(&on_disk, "after SIGKILL").is_ok(),
+            "a torn file:\n{on_disk}"
+        );
+        assert!(
+            on_disk == original || versions.contains(&on_disk),
+            "the file is none of the versions written:\n{on_disk}"
+        );
+    }
+    println!("{writes} writes, {kills} SIGKILLs: the file was whole every time");
+}

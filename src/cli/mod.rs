@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod probe;
+pub mod remote;
 pub mod run;
 
 /// Exit status for a configuration that cannot be used.
