@@ -153,11 +153,11 @@ fn bad_input_changes_nothing_and_says_where() {
             );
         }
     }
-    // A key that needs a rebuild is refused whole, with what it takes.
-    let reply = write(&edgecam, "PATCH", &etag, "[camera]\nwidth = 320\n");
+    // A key only a restart applies is refused whole, with what it takes.
+    let reply = write(&edgecam, "PATCH", &etag, "[http]\nbind = \"127.0.0.1:1\"\n");
     assert_eq!(reply.status, 409, "{}", reply.body);
     assert!(
-        reply.body.contains("\"effect\":\"pipeline\""),
+        reply.body.contains("\"effect\":\"process\""),
         "{}",
         reply.body
     );
@@ -384,10 +384,10 @@ fn a_laptop_manages_the_board_with_edgecam_config() {
     assert_eq!(code, Some(0));
     assert!(out.contains("bitrate_kbps = 900"), "{out}");
 
-    let (code, out, err) = remote(&["set", "camera.width", "320"], ADMIN_TOKEN);
+    let (code, out, err) = remote(&["set", "http.bind", "127.0.0.1:1"], ADMIN_TOKEN);
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(
-        err.contains("refused (409)") && out.contains("(pipeline)"),
+        err.contains("refused (409)") && out.contains("(process)"),
         "{out}{err}"
     );
 
@@ -460,4 +460,77 @@ fn a_kill_during_writes_never_leaves_a_torn_file() {
         );
     }
     println!("{writes} writes, {kills} SIGKILLs: the file was whole every time");
+}
+
+#[test]
+fn a_resolution_change_rebuilds_and_a_broken_one_rolls_back() {
+    let edgecam = Edgecam::start(Settings::default());
+    let path = edgecam.dir.path().join("config.toml");
+    let (_, etag) = get_config(&edgecam);
+
+    // Unrelated to the video: the viewer notices nothing.
+    let url = edgecam.url();
+    let viewer = std::thread::spawn(move || {
+        common::receive_stamped_frames(common::Player::Ffmpeg, &url, 640, 360, 5).len()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let reply = write(&edgecam, "PATCH", &etag, "[metrics]\nrate_hz = 5\n");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("\"effect\":\"live\""), "{}", reply.body);
+    let etag = header(&reply, "etag").unwrap();
+    assert!(viewer.join().unwrap() > 120, "the viewer was interrupted");
+    let log = edgecam.log();
+    let after = &log[log.find("applied live: metrics.rate_hz").expect("applied")..];
+    assert!(!after.contains("RTSP viewer connected"), "{log}");
+
+    // A new size needs a new pipeline; a reconnecting client sees it.
+    let patched = Instant::now();
+    let reply = write(
+        &edgecam,
+        "PATCH",
+        &etag,
+        "[camera]\nwidth = 320\nheight = 180\n",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("\"effect\":\"pipeline\""),
+        "{}",
+        reply.body
+    );
+    let stream = common::probe_stream(&edgecam.url(), "tcp");
+    println!(
+        "PATCH camera.width/height 640x360 → 320x180: confirmed and probed at the new size after {} ms",
+        patched.elapsed().as_millis()
+    );
+    assert_eq!(
+        stream.get("width").map(String::as_str),
+        Some("320"),
+        "{stream:?}"
+    );
+    assert_eq!(
+        stream.get("height").map(String::as_str),
+        Some("180"),
+        "{stream:?}"
+    );
+    let etag = header(&reply, "etag").unwrap();
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert!(saved.contains("width = 320"), "{saved}");
+
+    // An encoder this machine does not have: the new pipeline fails, the
+    // old one serves again, the file stays.
+    let reply = write(&edgecam, "PATCH", &etag, "[encoder]\nkind = \"v4l2\"\n");
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert!(
+        reply.body.contains("rolled back") && reply.body.contains("v4l2h264enc"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), saved);
+    let stream = common::probe_stream(&edgecam.url(), "tcp");
+    assert_eq!(
+        stream.get("width").map(String::as_str),
+        Some("320"),
+        "{stream:?}"
+    );
+    assert_eq!(http("GET", &edgecam.http_url("/healthz")).status, 200);
 }

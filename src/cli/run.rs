@@ -1,23 +1,27 @@
-//! `edgecam run`: build the camera pipeline and the outputs, then supervise
-//! them until a signal or a fatal error.
+//! `edgecam run`: start the data plane (camera pipeline and outputs) and
+//! the HTTP server, then supervise until a signal or a fatal error —
+//! applying configuration changes live, or by replacing the data plane.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 
 use anyhow::{anyhow, Context, Result};
 use futures_util::StreamExt;
 use gst::prelude::*;
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::plane::{self, DataPlane};
+use crate::config::diff::{self, Effect};
 use crate::config::Config;
 use crate::control::{apply, watch, ApplyRequest, ConfigService};
 use crate::http;
 use crate::metrics;
-use crate::output::hls::HlsOutput;
-use crate::output::rtsp::RtspOutput;
-use crate::pipeline::encoder;
 use crate::pipeline::inventory::Inventory;
 use crate::pipeline::recovery::{self, Recovery};
 use crate::pipeline::source_slot::Origin;
-use crate::pipeline::CameraPipeline;
-use crate::source::{self, v4l2};
+use crate::pipeline::{CameraPipeline, Shared};
+
+pub use plane::stream_name;
 
 /// Runs the service on `config`, read from `path` (None: the built-in
 /// default), which remote configuration edits.
@@ -30,83 +34,38 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
         .context("starting the async runtime")?;
     // Bound first: a busy port is reported before any pipeline starts.
     let listener = runtime.block_on(http::bind(&config.http.bind))?;
-
-    let devices = v4l2::capture_devices();
-    let source = source::resolve(&config.camera, &devices)?;
-    let choice = encoder::choose(config.encoder.kind, encoder::availability)?;
-    let camera = &config.camera;
-    let encoding = if source.passes_h264_through(camera) {
-        format!(
-            "none, the camera's H.264 is passed through (the slate uses {})",
-            choice.encoder.element_name()
-        )
-    } else {
-        format!("{} ({})", choice.encoder.element_name(), choice.reason)
-    };
-    tracing::info!(
-        "camera: {} at {}x{}@{}; encoder: {encoding}",
-        source.describe(),
-        camera.width,
-        camera.height,
-        camera.fps,
+    let guard = http::auth::Guard::new(
+        &http::auth::admin_token(&config.auth)?,
+        Some(config.auth.viewer_token.as_str()),
     );
 
-    let inventory = Inventory::default();
-    let pipeline = CameraPipeline::build(config, &source, &choice)?;
-    inventory.register(pipeline.pipeline.upcast_ref());
-    let clients = metrics::Clients {
-        // An HLS player re-reads the playlist about once a segment.
-        hls_recent: std::time::Duration::from_secs(u64::from(config.hls.segment_s * 3).max(5)),
-        ..metrics::Clients::default()
+    let context = plane::Context {
+        shared: Shared::default(),
+        inventory: Inventory::default(),
+        clients: metrics::Clients {
+            // An HLS player re-reads the playlist about once a segment.
+            hls_recent: std::time::Duration::from_secs(u64::from(config.hls.segment_s * 3).max(5)),
+            ..metrics::Clients::default()
+        },
+        camera_status: recovery::SharedStatus::default(),
+        hls_dir: Arc::new(RwLock::new(None)),
     };
-    let rtsp = RtspOutput::start(
-        &config.rtsp,
-        &pipeline.pipeline,
-        pipeline.producer.clone(),
-        inventory.clone(),
-        clients.rtsp.clone(),
-    )?;
-    pipeline.start()?;
-    let name = stream_name(&config.rtsp.path);
-    let hls = if config.hls.enabled {
-        Some(HlsOutput::start(
-            &config.hls,
-            &name,
-            &pipeline.pipeline,
-            &pipeline.producer,
-            &inventory,
-        )?)
-    } else {
-        None
-    };
-    print_urls(config, &name, hls.is_some());
+    let plane = DataPlane::start(config, &context)?;
+    print_urls(config, &stream_name(&config.rtsp.path), plane.has_hls());
 
-    let hello = hello(
-        config,
-        &source,
-        &choice,
-        hls.is_some().then_some(name.as_str()),
-    );
-    let camera_status = recovery::SharedStatus::default();
-    let mut recovery = Recovery::new(
-        std::time::Duration::from_millis(config.camera.stall_timeout_ms.into()),
-        std::time::Duration::from_secs(config.camera.retry_max_s.into()),
-        camera_status.clone(),
-    );
     let metrics = {
         let _runtime = runtime.enter();
         metrics::spawn(
             config.metrics.rate_hz,
-            pipeline.counters.clone(),
-            pipeline.encoder_queue.clone(),
-            clients,
-            camera_status,
-            &hello,
+            context.shared.counters.clone(),
+            plane.camera.encoder_queue.clone(),
+            context.clients.clone(),
+            context.camera_status.clone(),
+            &plane.hello,
         )
     };
-    let (apply_requests, mut applies) = tokio::sync::mpsc::channel::<ApplyRequest>(4);
-    let mut running = config.clone();
-    let config_service = std::sync::Arc::new(ConfigService::new(
+    let (apply_requests, applies) = tokio::sync::mpsc::channel::<ApplyRequest>(4);
+    let config_service = Arc::new(ConfigService::new(
         path.map(std::path::Path::to_path_buf),
         match path {
             Some(path) => std::fs::read_to_string(path)
@@ -115,7 +74,7 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
         },
         config.clone(),
         apply_requests,
-        pipeline.counters.clone(),
+        context.shared.counters.clone(),
     ));
     // Edits on disk apply like API writes; the watcher lives until the end.
     let _watcher = match path {
@@ -125,170 +84,198 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
         }
         None => None,
     };
+    let live = LiveSettings {
+        metrics: metrics.clone(),
+        ws_stall_s: Arc::new(AtomicU32::new(config.metrics.ws_stall_s)),
+        fault_injection: Arc::new(AtomicBool::new(config.camera.fault_injection)),
+    };
     let state = http::AppState {
-        counters: pipeline.counters.clone(),
-        hls_dir: hls.as_ref().map(|hls| hls.dir.path().to_owned()),
+        counters: context.shared.counters.clone(),
+        hls_dir: context.hls_dir.clone(),
         metrics,
-        ws_stall: std::time::Duration::from_secs(config.metrics.ws_stall_s.into()),
-        faults: config
-            .camera
-            .fault_injection
-            .then(|| pipeline.sources.faults.clone()),
-        controls: pipeline.sources.controls.clone(),
+        ws_stall_s: live.ws_stall_s.clone(),
+        faults: context.shared.faults.clone(),
+        fault_injection: live.fault_injection.clone(),
+        controls: context.shared.controls.clone(),
         config: config_service.clone(),
-        guard: http::auth::Guard::new(
-            &http::auth::admin_token(&config.auth)?,
-            Some(config.auth.viewer_token.as_str()),
-        ),
+        guard,
         max_body: config.api.max_body_kib as usize * 1024,
     };
-    let outputs: Vec<gst::Pipeline> = hls.iter().map(|hls| hls.pipeline().clone()).collect();
+    let mut supervisor = Supervisor {
+        plane: Some(plane),
+        context,
+        live,
+        applies,
+        running: config.clone(),
+        config: config_service,
+    };
     let outcome = runtime.block_on(async {
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(listener, state, async {
             let _ = http_stopped.await;
         }));
-        let mut supervised = Supervised {
-            camera: &pipeline,
-            outputs: &outputs,
-            inventory: &inventory,
-            recovery: &mut recovery,
-            applies: &mut applies,
-            running: &mut running,
-            config: config_service.clone(),
-        };
-        let outcome = supervise(&mut supervised).await;
+        let outcome = supervisor.supervise().await;
         let _ = stop_http.send(());
         // Open HTTP connections get a moment to finish; shutdown must stay
         // well under 2 s.
         let _ = tokio::time::timeout(std::time::Duration::from_millis(500), server).await;
         outcome
     });
-    tracing::info!(viewers = rtsp.client_count(), "stopping");
-    if let Some(hls) = &hls {
-        hls.stop();
+    if let Some(plane) = supervisor.plane.take() {
+        plane.stop(&supervisor.context);
     }
-    pipeline.stop();
-    rtsp.stop();
     outcome
 }
 
-/// The metrics WebSocket's first message.
-fn hello(
-    config: &Config,
-    source: &source::ResolvedSource,
-    choice: &encoder::Choice,
-    hls: Option<&str>,
-) -> metrics::Hello {
-    let camera = &config.camera;
-    let encoder = &config.encoder;
-    metrics::Hello {
-        kind: "hello",
-        schema: metrics::SCHEMA,
-        device: hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        version: env!("CARGO_PKG_VERSION"),
-        camera: serde_json::json!({
-            "source": source.describe(),
-            "width": camera.width,
-            "height": camera.height,
-            "fps": camera.fps,
-        }),
-        encoder: serde_json::json!({
-            "element": choice.encoder.element_name(),
-            "reason": choice.reason,
-            // The camera's own H.264 goes out as it is; the element above
-            // then encodes only the slate.
-            "passthrough": source.passes_h264_through(camera),
-            "bitrate_kbps": encoder.bitrate_kbps,
-            "keyframe_interval": encoder.keyframe_interval,
-            "profile": encoder.profile.caps_name(),
-        }),
-        outputs: serde_json::json!({
-            "rtsp": { "port": config.rtsp.port, "path": config.rtsp.path },
-            "hls": hls.map(|name| serde_json::json!({
-                "playlist": format!("/hls/{name}.m3u8"),
-                "segment_s": config.hls.segment_s,
-                "window": config.hls.window,
-            })),
-            "metrics_ws": "/api/metrics/ws",
-            "prometheus": "/metrics",
-        }),
-        sample_rate_hz: config.metrics.rate_hz,
-    }
-}
-
-/// The name of the stream in HLS file names: the RTSP path without its
-/// slashes (`/cam` → `cam`, `/front/door` → `front-door`).
-pub fn stream_name(rtsp_path: &str) -> String {
-    rtsp_path.trim_start_matches('/').replace('/', "-")
+/// Settings outside the data plane that change live.
+pub struct LiveSettings {
+    pub metrics: metrics::Metrics,
+    pub ws_stall_s: Arc<AtomicU32>,
+    pub fault_injection: Arc<AtomicBool>,
 }
 
 /// What the supervisor looks after.
-struct Supervised<'a> {
-    camera: &'a CameraPipeline,
-    outputs: &'a [gst::Pipeline],
-    inventory: &'a Inventory,
-    recovery: &'a mut Recovery,
+struct Supervisor {
+    /// Always Some, except for the moment one plane replaces another.
+    plane: Option<DataPlane>,
+    context: plane::Context,
+    live: LiveSettings,
     /// Configurations to apply, from the remote configuration service.
-    applies: &'a mut tokio::sync::mpsc::Receiver<ApplyRequest>,
-    /// The configuration the pipeline runs with now.
-    running: &'a mut Config,
+    applies: tokio::sync::mpsc::Receiver<ApplyRequest>,
+    /// The configuration that runs now.
+    running: Config,
     /// Reloaded on SIGHUP.
-    config: std::sync::Arc<ConfigService>,
+    config: Arc<ConfigService>,
 }
 
-/// Waits for a stop signal or a fatal error; meanwhile keeps the camera
-/// supervised (loss → slate → retries → live), applies configuration
-/// changes, and answers SIGUSR1 with the pipeline inventory.
-async fn supervise(s: &mut Supervised<'_>) -> Result<()> {
-    let (camera, outputs, inventory) = (s.camera, s.outputs, s.inventory);
-    let mut camera_bus = camera
-        .pipeline
-        .bus()
-        .context("camera pipeline has no bus")?
-        .stream();
-    let buses = outputs
-        .iter()
-        .map(|p| {
-            p.bus()
-                .map(|bus| bus.stream())
-                .context("a pipeline has no bus")
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut output_messages = futures_util::stream::select_all(buses);
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut user1 = signal(SignalKind::user_defined1())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            _ = interrupt.recv() => { tracing::info!("SIGINT received"); return Ok(()) }
-            _ = terminate.recv() => { tracing::info!("SIGTERM received"); return Ok(()) }
-            _ = user1.recv() => inventory.report(),
-            // The reload needs this loop to apply it: it runs beside it.
-            _ = hangup.recv() => {
-                let service = s.config.clone();
-                tokio::spawn(async move { service.reload("SIGHUP").await });
+/// Why watching one plane ended.
+enum Next {
+    Stop,
+    Replace(Box<ApplyRequest>),
+}
+
+impl Supervisor {
+    /// Supervises planes until a stop signal or a fatal error.
+    async fn supervise(&mut self) -> Result<()> {
+        loop {
+            match self.watch().await? {
+                Next::Stop => return Ok(()),
+                Next::Replace(request) => {
+                    let outcome = self.replace(request.config);
+                    let _ = request
+                        .reply
+                        .send(outcome.map_err(|err| format!("{err:#}")));
+                }
             }
-            _ = tick.tick() => s.recovery.tick(camera),
-            Some(request) = s.applies.recv() => {
-                let applied = apply::apply_live(s.running, &request.config, camera, s.recovery)
+        }
+    }
+
+    /// Stops the running plane and starts one for `wanted`; if that fails,
+    /// the old configuration is started again (and failing that, edgecam
+    /// gives up: a supervisor restarts it).
+    fn replace(&mut self, wanted: Config) -> Result<()> {
+        let changed: Vec<String> = diff::changes(&self.running, &wanted)
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
+        tracing::info!("rebuilding the pipeline for {}", changed.join(", "));
+        if let Some(old) = self.plane.take() {
+            old.stop(&self.context);
+        }
+        match DataPlane::start(&wanted, &self.context) {
+            Ok(plane) => {
+                self.adopt(plane, wanted);
+                Ok(())
+            }
+            Err(err) => {
+                tracing::warn!("the new pipeline did not start: {err:#}; restarting the old one");
+                let running = self.running.clone();
+                let plane = DataPlane::start(&running, &self.context)
+                    .context("restarting the previous pipeline")?;
+                self.adopt(plane, running);
+                Err(err)
+            }
+        }
+    }
+
+    fn adopt(&mut self, plane: DataPlane, config: Config) {
+        self.live
+            .metrics
+            .retarget(plane.camera.encoder_queue.clone(), &plane.hello);
+        self.live
+            .fault_injection
+            .store(config.camera.fault_injection, Ordering::Relaxed);
+        self.plane = Some(plane);
+        self.running = config;
+    }
+
+    /// Watches the running plane: keeps the camera supervised (loss →
+    /// slate → retries → live), applies live changes, answers SIGUSR1 with
+    /// the pipeline inventory; returns on a stop signal or a change that
+    /// needs a new plane.
+    async fn watch(&mut self) -> Result<Next> {
+        let plane = self.plane.as_mut().context("no pipeline is running")?;
+        let mut camera_bus = plane
+            .camera
+            .pipeline
+            .bus()
+            .context("camera pipeline has no bus")?
+            .stream();
+        let buses = plane
+            .outputs
+            .iter()
+            .map(|p| {
+                p.bus()
+                    .map(|bus| bus.stream())
+                    .context("a pipeline has no bus")
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let has_outputs = !buses.is_empty();
+        let mut output_messages = futures_util::stream::select_all(buses);
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut user1 = signal(SignalKind::user_defined1())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => { tracing::info!("SIGINT received"); return Ok(Next::Stop) }
+                _ = terminate.recv() => { tracing::info!("SIGTERM received"); return Ok(Next::Stop) }
+                _ = user1.recv() => self.context.inventory.report(),
+                // The reload needs this loop to apply it: it runs beside it.
+                _ = hangup.recv() => {
+                    let service = self.config.clone();
+                    tokio::spawn(async move { service.reload("SIGHUP").await });
+                }
+                _ = tick.tick() => plane.recovery.tick(&plane.camera),
+                Some(request) = self.applies.recv() => {
+                    let live_only = diff::changes(&self.running, &request.config)
+                        .iter()
+                        .all(|c| c.effect == Effect::Live);
+                    if !live_only {
+                        return Ok(Next::Replace(Box::new(request)));
+                    }
+                    let applied = apply::apply_live(
+                        &self.running,
+                        &request.config,
+                        &plane.camera,
+                        &mut plane.recovery,
+                        &self.live,
+                    )
                     .map_err(|err| format!("{err:#}"));
-                // Recorded even when a step failed: rolling back then
-                // re-applies every key of the old configuration.
-                *s.running = request.config;
-                let _ = request.reply.send(applied);
-            }
-            message = camera_bus.next() => {
-                let message = message.ok_or_else(|| anyhow!("camera pipeline bus closed"))?;
-                handle_camera_message(camera, s.recovery, &message)?;
-            }
-            message = output_messages.next(), if !outputs.is_empty() => {
-                let message = message.ok_or_else(|| anyhow!("output pipeline buses closed"))?;
-                handle_bus_message(&camera.pipeline, &message)?;
+                    // Recorded even when a step failed: rolling back then
+                    // re-applies every key of the old configuration.
+                    self.running = request.config;
+                    let _ = request.reply.send(applied);
+                }
+                message = camera_bus.next() => {
+                    let message = message.ok_or_else(|| anyhow!("camera pipeline bus closed"))?;
+                    handle_camera_message(&plane.camera, &mut plane.recovery, &message)?;
+                }
+                message = output_messages.next(), if has_outputs => {
+                    let message = message.ok_or_else(|| anyhow!("output pipeline buses closed"))?;
+                    handle_bus_message(&plane.camera.pipeline, &message)?;
+                }
             }
         }
     }

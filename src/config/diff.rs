@@ -31,10 +31,13 @@ pub struct Change {
 
 /// The effect of changing `key`.
 pub fn effect(key: &str) -> Effect {
-    const LIVE: [&str; 3] = [
+    const LIVE: [&str; 6] = [
         "encoder.bitrate_kbps",
         "camera.stall_timeout_ms",
         "camera.retry_max_s",
+        "camera.fault_injection",
+        "metrics.rate_hz",
+        "metrics.ws_stall_s",
     ];
     if LIVE.contains(&key) || key.starts_with("camera.controls.") {
         Effect::Live
@@ -144,6 +147,7 @@ mod tests {
     fn camera_controls_apply_live() {
         assert_eq!(effect("camera.controls.brightness"), Effect::Live);
         assert_eq!(effect("rtsp.path"), Effect::Pipeline);
-        assert_eq!(effect("metrics.rate_hz"), Effect::Process);
+        assert_eq!(effect("metrics.rate_hz"), Effect::Live);
+        assert_eq!(effect("http.bind"), Effect::Process);
     }
 }

@@ -2,11 +2,13 @@
 //! encoder's bitrate, camera controls, loss and retry timings — without
 //! disturbing a single viewer.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
+use crate::cli::run::LiveSettings;
 use crate::config::diff::{self, Effect};
 use crate::config::{Config, ControlSetting};
 use crate::pipeline::recovery::Recovery;
@@ -20,6 +22,7 @@ pub fn apply_live(
     wanted: &Config,
     camera: &CameraPipeline,
     recovery: &mut Recovery,
+    live: &LiveSettings,
 ) -> Result<()> {
     for change in diff::changes(running, wanted) {
         if change.effect != Effect::Live {
@@ -31,6 +34,13 @@ pub fn apply_live(
                 Duration::from_millis(wanted.camera.stall_timeout_ms.into()),
                 Duration::from_secs(wanted.camera.retry_max_s.into()),
             ),
+            "camera.fault_injection" => live
+                .fault_injection
+                .store(wanted.camera.fault_injection, Ordering::Relaxed),
+            "metrics.rate_hz" => live.metrics.set_rate(wanted.metrics.rate_hz),
+            "metrics.ws_stall_s" => live
+                .ws_stall_s
+                .store(wanted.metrics.ws_stall_s, Ordering::Relaxed),
             key => {
                 let Some(name) = key.strip_prefix("camera.controls.") else {
                     bail!("{key} has no live setter");

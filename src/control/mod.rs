@@ -1,8 +1,8 @@
 //! The control plane's configuration service: what remote edits go through.
 //! A write is validated, checked against the revision the writer saw,
-//! applied to the running pipeline (only what changed), confirmed by
-//! frames still reaching the outputs, and only then written to disk — or
-//! rolled back with the reason.
+//! applied (live where the running pipeline can take it, else by a new
+//! pipeline), confirmed by frames still reaching the outputs, and only then
+//! written to disk — or rolled back with the reason.
 
 pub mod apply;
 pub mod watch;
@@ -53,7 +53,7 @@ pub enum WriteError {
         current: String,
     },
     Invalid(ConfigError),
-    /// Keys that need a pipeline rebuild or a process restart.
+    /// Keys that only a restart of the process applies.
     NeedsRestart(Vec<Change>),
     /// No file to write: edgecam runs on its built-in configuration.
     NoFile,
@@ -131,7 +131,7 @@ impl ConfigService {
         let changes = diff::changes(&current.config, &config);
         let restart: Vec<Change> = changes
             .iter()
-            .filter(|c| c.effect != Effect::Live)
+            .filter(|c| c.effect == Effect::Process)
             .cloned()
             .collect();
         if !restart.is_empty() {
@@ -184,6 +184,9 @@ impl ConfigService {
             tracing::info!("{why}: edgecam runs on its built-in configuration, nothing to reload");
             return;
         };
+        // Read under the lock: a file read while an API write was replacing
+        // it would be applied after that write, undoing it.
+        let mut current = self.current.lock().await;
         let text = match tokio::fs::read_to_string(&path).await {
             Ok(text) => text,
             Err(err) => {
@@ -191,7 +194,6 @@ impl ConfigService {
                 return;
             }
         };
-        let mut current = self.current.lock().await;
         if text == current.text {
             return;
         }
@@ -205,7 +207,7 @@ impl ConfigService {
         let changes = diff::changes(&current.config, &config);
         let restart: Vec<&str> = changes
             .iter()
-            .filter(|c| c.effect != Effect::Live)
+            .filter(|c| c.effect == Effect::Process)
             .map(|c| c.key.as_str())
             .collect();
         if !restart.is_empty() {

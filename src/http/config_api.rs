@@ -135,8 +135,8 @@ fn written(outcome: Result<crate::control::Written, WriteError>) -> Response {
         Err(WriteError::NeedsRestart(changes)) => (
             StatusCode::CONFLICT,
             Json(json!({
-                "error": "these keys only apply when the pipeline or the process restarts, \
-                          which remote changes do not do yet; nothing was changed",
+                "error": "these keys only apply when edgecam restarts (edit the file and \
+                          restart it); nothing was changed",
                 "changes": changes,
             })),
         )

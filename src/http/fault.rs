@@ -21,7 +21,10 @@ pub async fn inject(
     State(state): State<AppState>,
     Query(request): Query<FaultRequest>,
 ) -> (StatusCode, String) {
-    let Some(faults) = &state.faults else {
+    let enabled = state
+        .fault_injection
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let Some(faults) = enabled.then_some(&state.faults) else {
         return (
             StatusCode::NOT_FOUND,
             "fault injection is off (camera.fault_injection = false)\n".to_owned(),

@@ -37,7 +37,8 @@ pub async fn file(
     Path(file): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let Some(dir) = &state.hls_dir else {
+    let dir = state.hls_dir.read().ok().and_then(|dir| dir.clone());
+    let Some(dir) = dir else {
         return (
             StatusCode::NOT_FOUND,
             "HLS is disabled (hls.enabled = false)\n",

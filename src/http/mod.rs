@@ -27,13 +27,17 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// Frames and bytes through the camera pipeline (health reads them).
     pub counters: crate::metrics::counters::StreamCounters,
-    /// Where HLS files are; `None` when HLS is off.
-    pub hls_dir: Option<PathBuf>,
+    /// Where HLS files are; `None` when HLS is off. Replaced when the
+    /// pipeline is rebuilt.
+    pub hls_dir: std::sync::Arc<std::sync::RwLock<Option<PathBuf>>>,
     pub metrics: Metrics,
-    /// A metrics WebSocket client that takes nothing for this long is dropped.
-    pub ws_stall: std::time::Duration,
-    /// Fault injection into the test source, when `camera.fault_injection`.
-    pub faults: Option<crate::source::fault::FaultInjector>,
+    /// A metrics WebSocket client that takes nothing for this many seconds
+    /// is dropped (changes live).
+    pub ws_stall_s: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Fault injection into the test source…
+    pub faults: crate::source::fault::FaultInjector,
+    /// …offered only while `camera.fault_injection` is true.
+    pub fault_injection: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The camera's controls.
     pub controls: crate::source::v4l2::SharedControls,
     /// Remote configuration.

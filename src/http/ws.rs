@@ -23,7 +23,12 @@ pub async fn metrics_ws(State(state): State<AppState>, upgrade: WebSocketUpgrade
 
 async fn serve_client(socket: WebSocket, state: AppState) {
     let metrics = state.metrics.clone();
-    let stall = state.ws_stall;
+    let stall = Duration::from_secs(
+        state
+            .ws_stall_s
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .into(),
+    );
     let ws_clients = metrics.clients.ws.clone();
     let now = ws_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     tracing::debug!(clients = now, "metrics WebSocket client connected");
@@ -54,7 +59,7 @@ async fn stream_samples(
     let (mut sender, mut receiver) = socket.split();
     if let Err(ending) = send_within(
         &mut sender,
-        Message::Text(metrics.hello.as_ref().into()),
+        Message::Text(metrics.hello().as_ref().into()),
         stall,
     )
     .await

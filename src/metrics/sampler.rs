@@ -116,16 +116,36 @@ impl Clients {
     }
 }
 
-/// The running sampler's outputs.
+/// The running sampler's outputs, and the handles that re-point it when
+/// the pipeline is rebuilt or the rate changes (subscribers stay).
 #[derive(Clone)]
 pub struct Metrics {
     samples: broadcast::Sender<Arc<str>>,
     latest: watch::Receiver<Option<Sample>>,
-    pub hello: Arc<str>,
+    hello: watch::Sender<Arc<str>>,
+    encoder_queue: watch::Sender<gst::Element>,
+    rate_hz: watch::Sender<u32>,
     pub clients: Clients,
 }
 
 impl Metrics {
+    /// The `hello` message for a new client.
+    pub fn hello(&self) -> Arc<str> {
+        self.hello.borrow().clone()
+    }
+
+    /// Follows a rebuilt pipeline: its encoder queue and its description.
+    pub fn retarget(&self, encoder_queue: gst::Element, hello: &Hello) {
+        self.encoder_queue.send_replace(encoder_queue);
+        self.hello
+            .send_replace(serde_json::to_string(hello).unwrap_or_default().into());
+    }
+
+    /// Samples per second from now on.
+    pub fn set_rate(&self, rate_hz: u32) {
+        self.rate_hz.send_replace(rate_hz.max(1));
+    }
+
     /// A fresh subscription: its own bounded queue of serialised samples.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.samples.subscribe()
@@ -149,21 +169,32 @@ pub fn spawn(
     let (samples, _) = broadcast::channel(QUEUE);
     let (latest_tx, latest) = watch::channel(None);
     let hello: Arc<str> = serde_json::to_string(hello).unwrap_or_default().into();
+    let (queue_tx, queue_rx) = watch::channel(encoder_queue);
+    let (rate_tx, mut rate_rx) = watch::channel(rate_hz.max(1));
     let metrics = Metrics {
         samples: samples.clone(),
         latest,
-        hello,
+        hello: watch::channel(hello).0,
+        encoder_queue: queue_tx,
+        rate_hz: rate_tx,
         clients: clients.clone(),
+    };
+    let every = |rate: u32| {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tick
     };
     tokio::spawn(async move {
         let started = Instant::now();
         let mut cpu = CpuMeter::new();
         let mut history: VecDeque<(Instant, CounterValues)> = VecDeque::new();
-        let mut tick =
-            tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate_hz.max(1))));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut tick = every(*rate_rx.borrow_and_update());
         loop {
             tick.tick().await;
+            if rate_rx.has_changed().unwrap_or(false) {
+                tick = every(*rate_rx.borrow_and_update());
+            }
+            let encoder_queue = queue_rx.borrow().clone();
             let now = Instant::now();
             let values = counters.read();
             history.push_back((now, values));

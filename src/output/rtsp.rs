@@ -31,6 +31,9 @@ pub struct RtspOutput {
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
     clients: Arc<AtomicUsize>,
+    server: gst_rtsp_server::RTSPServer,
+    /// The listening socket's source in the server's main context.
+    listening: Option<glib::SourceId>,
 }
 
 impl RtspOutput {
@@ -68,7 +71,7 @@ impl RtspOutput {
         // thread so it never waits on tokio or on the camera.
         let context = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&context), false);
-        server
+        let listening = server
             .attach(Some(&context))
             .with_context(|| format!("RTSP server cannot listen on port {}", config.port))?;
         // Sessions whose viewer vanished (no TEARDOWN, no keep-alive) are
@@ -93,16 +96,14 @@ impl RtspOutput {
         let loop_for_thread = main_loop.clone();
         let thread = std::thread::Builder::new()
             .name("rtsp".to_owned())
-            .spawn(move || {
-                // The server object must live as long as the loop runs.
-                let _server = server;
-                loop_for_thread.run();
-            })
+            .spawn(move || loop_for_thread.run())
             .context("starting the RTSP thread")?;
         Ok(Self {
             main_loop,
             thread: Some(thread),
             clients,
+            server,
+            listening: Some(listening),
         })
     }
 
@@ -111,7 +112,23 @@ impl RtspOutput {
         self.clients.load(Ordering::Relaxed)
     }
 
+    /// Disconnects every viewer, closes the port (a pipeline rebuilt on the
+    /// same port binds it again at once) and ends the server's thread.
     pub fn stop(mut self) {
+        use gst_rtsp_server::prelude::*;
+        use gst_rtsp_server::RTSPFilterResult;
+        self.server
+            .client_filter(Some(&mut |_, _| RTSPFilterResult::Remove));
+        if let Some(pool) = self.server.session_pool() {
+            pool.filter(Some(&mut |_, _| RTSPFilterResult::Remove));
+        }
+        // In the server's own context (SourceId::remove looks in the
+        // default one, and panics when the source is not there).
+        if let Some(listening) = self.listening.take() {
+            if let Some(source) = self.main_loop.context().find_source_by_id(&listening) {
+                source.destroy();
+            }
+        }
         self.main_loop.quit();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -30,6 +30,16 @@ use crate::config::Config;
 use crate::source::ResolvedSource;
 use encoder::Choice;
 
+/// What outlives a rebuilt pipeline: the counters (totals keep counting),
+/// the camera's controls (their remembered values) and the fault injector
+/// (the HTTP side holds them).
+#[derive(Clone, Default)]
+pub struct Shared {
+    pub counters: crate::metrics::counters::StreamCounters,
+    pub controls: crate::source::v4l2::SharedControls,
+    pub faults: crate::source::fault::FaultInjector,
+}
+
 /// One camera's running graph and the handle outputs subscribe to.
 pub struct CameraPipeline {
     pub pipeline: gst::Pipeline,
@@ -45,12 +55,17 @@ pub struct CameraPipeline {
 }
 
 impl CameraPipeline {
-    pub fn build(config: &Config, source: &ResolvedSource, choice: &Choice) -> Result<Self> {
+    pub fn build(
+        config: &Config,
+        source: &ResolvedSource,
+        choice: &Choice,
+        shared: &Shared,
+    ) -> Result<Self> {
         let pipeline = gst::Pipeline::with_name("camera");
         // Outputs share this clock and base time (see output::rtsp); pin it
         // so it is known before the pipeline first reaches PLAYING.
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
-        let counters = crate::metrics::counters::StreamCounters::default();
+        let counters = shared.counters.clone();
         let passthrough = source.passes_h264_through(&config.camera);
         let slate_encoder = if passthrough {
             Some(vec![
@@ -71,13 +86,8 @@ impl CameraPipeline {
         } else {
             None
         };
-        let sources = source_slot::SourceSlot::new(
-            &pipeline,
-            &config.camera,
-            source,
-            &counters,
-            slate_encoder,
-        )?;
+        let sources =
+            source_slot::SourceSlot::new(&pipeline, &config.camera, source, shared, slate_encoder)?;
 
         // A frame the encoder cannot take in time is dropped here, at the
         // source, rather than stalling capture and growing latency.

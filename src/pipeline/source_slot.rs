@@ -23,7 +23,7 @@ use crate::source::fault::FaultInjector;
 use crate::source::identity::FrameIds;
 use crate::source::slate::Slate;
 use crate::source::v4l2::capture::CaptureThread;
-use crate::source::v4l2::{CameraControls, SharedControls};
+use crate::source::v4l2::SharedControls;
 use crate::source::{self, ResolvedSource};
 
 /// The live source in use and the selector pad it feeds.
@@ -60,7 +60,7 @@ impl SourceSlot {
         pipeline: &gst::Pipeline,
         camera: &CameraConfig,
         source: &ResolvedSource,
-        counters: &StreamCounters,
+        shared: &super::Shared,
         slate_encoder: Option<Vec<gst::Element>>,
     ) -> Result<Self> {
         let passthrough = slate_encoder.is_some();
@@ -102,9 +102,9 @@ impl SourceSlot {
             passthrough,
             camera: camera.clone(),
             ids,
-            faults: FaultInjector::default(),
-            controls: CameraControls::new(camera.controls.clone()),
-            counters: counters.clone(),
+            faults: shared.faults.clone(),
+            controls: shared.controls.clone(),
+            counters: shared.counters.clone(),
         };
         match slot.attach() {
             Ok(()) => slot.show_live(),

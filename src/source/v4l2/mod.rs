@@ -70,6 +70,14 @@ impl CameraControls {
         })
     }
 
+    /// The values to give the camera from now on (a new configuration):
+    /// they replace those of the old one and of earlier API changes.
+    pub fn replace_settings(&self, settings: BTreeMap<String, ControlSetting>) {
+        if let Ok(mut current) = self.settings.lock() {
+            *current = settings;
+        }
+    }
+
     /// Every control of the camera in use, with its current value.
     pub fn list(&self) -> Result<Vec<controls::ControlInfo>, SetError> {
         let device = self.device().ok_or(SetError::NoCamera)?;
