@@ -10,7 +10,7 @@ use gst::prelude::*;
 
 use crate::cli::run::LiveSettings;
 use crate::config::diff::{self, Effect};
-use crate::config::{Config, ControlSetting};
+use crate::config::{Config, ControlSetting, EncoderConfig};
 use crate::pipeline::recovery::Recovery;
 use crate::pipeline::CameraPipeline;
 
@@ -29,7 +29,7 @@ pub fn apply_live(
             bail!("{} does not apply live", change.key);
         }
         match change.key.as_str() {
-            "encoder.bitrate_kbps" => set_bitrate(camera, wanted.encoder.bitrate_kbps)?,
+            "encoder.bitrate_kbps" => set_bitrate(camera, &wanted.encoder)?,
             "camera.stall_timeout_ms" | "camera.retry_max_s" => recovery.set_timing(
                 Duration::from_millis(wanted.camera.stall_timeout_ms.into()),
                 Duration::from_secs(wanted.camera.retry_max_s.into()),
@@ -57,8 +57,11 @@ pub fn apply_live(
 }
 
 /// x264enc takes kbit/s, openh264enc bit/s; both change it on the fly.
+/// v4l2h264enc applies `extra-controls` to the open device when they are
+/// set, so the Pi's encoder gets its new `video_bitrate` the same way.
 /// (Passed-through H.264 has its encoder in the slate only.)
-fn set_bitrate(camera: &CameraPipeline, kbps: u32) -> Result<()> {
+fn set_bitrate(camera: &CameraPipeline, config: &EncoderConfig) -> Result<()> {
+    let kbps = config.bitrate_kbps;
     let encoder = camera
         .pipeline
         .by_name("encoder")
@@ -67,6 +70,10 @@ fn set_bitrate(camera: &CameraPipeline, kbps: u32) -> Result<()> {
     match factory.as_deref() {
         Some("x264enc") => encoder.set_property("bitrate", kbps),
         Some("openh264enc") => encoder.set_property("bitrate", kbps.saturating_mul(1000)),
+        Some("v4l2h264enc") => encoder.set_property(
+            "extra-controls",
+            crate::pipeline::encoder::v4l2_extra_controls(config),
+        ),
         other => bail!(
             "{} cannot change its bitrate while running",
             other.unwrap_or("the encoder")
