@@ -154,7 +154,7 @@ fn bad_input_changes_nothing_and_says_where() {
         }
     }
     // A key only a restart applies is refused whole, with what it takes.
-    let reply = write(&edgecam, "PATCH", &etag, "[http]\nbind = \"127.0.0.1:1\"\n");
+    let reply = write(&edgecam, "PATCH", &etag, "[auth]\nviewer_token = \"new\"\n");
     assert_eq!(reply.status, 409, "{}", reply.body);
     assert!(
         reply.body.contains("\"effect\":\"process\""),
@@ -384,7 +384,7 @@ fn a_laptop_manages_the_board_with_edgecam_config() {
     assert_eq!(code, Some(0));
     assert!(out.contains("bitrate_kbps = 900"), "{out}");
 
-    let (code, out, err) = remote(&["set", "http.bind", "127.0.0.1:1"], ADMIN_TOKEN);
+    let (code, out, err) = remote(&["set", "auth.viewer_token", "new"], ADMIN_TOKEN);
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(
         err.contains("refused (409)") && out.contains("(process)"),
@@ -532,5 +532,43 @@ fn a_resolution_change_rebuilds_and_a_broken_one_rolls_back() {
         Some("320"),
         "{stream:?}"
     );
+    assert_eq!(http("GET", &edgecam.http_url("/healthz")).status, 200);
+}
+
+#[test]
+fn the_http_server_moves_to_a_new_address() {
+    let edgecam = Edgecam::start(Settings::default());
+    let (_, etag) = get_config(&edgecam);
+    let port = common::free_port();
+    let body = format!("[http]\nbind = \"127.0.0.1:{port}\"\n");
+    let reply = write(&edgecam, "PATCH", &etag, &body);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let moved = format!("http://127.0.0.1:{port}/healthz");
+    assert_eq!(http("GET", &moved).status, 200);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        http("GET", &edgecam.http_url("/healthz")).status,
+        0,
+        "the old address still answers"
+    );
+    // And back, through the new address.
+    let (_, etag) = {
+        let reply = http_with(
+            "GET",
+            &format!("http://127.0.0.1:{port}/api/config"),
+            &[&admin()],
+            None,
+        );
+        (reply.body.clone(), header(&reply, "etag").unwrap())
+    };
+    let if_match = format!("If-Match: {etag}");
+    let back = format!("[http]\nbind = \"127.0.0.1:{}\"\n", edgecam.http_port);
+    let reply = http_with(
+        "PATCH",
+        &format!("http://127.0.0.1:{port}/api/config"),
+        &[&admin(), &if_match],
+        Some(&back),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(http("GET", &edgecam.http_url("/healthz")).status, 200);
 }

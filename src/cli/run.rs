@@ -108,23 +108,64 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
         applies,
         running: config.clone(),
         config: config_service,
+        http: HttpServer {
+            state,
+            stop: None,
+            task: None,
+        },
     };
     let outcome = runtime.block_on(async {
-        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(http::serve(listener, state, async {
-            let _ = http_stopped.await;
-        }));
+        supervisor.http.serve(listener);
         let outcome = supervisor.supervise().await;
-        let _ = stop_http.send(());
-        // Open HTTP connections get a moment to finish; shutdown must stay
-        // well under 2 s.
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), server).await;
+        supervisor.http.stop().await;
         outcome
     });
     if let Some(plane) = supervisor.plane.take() {
         plane.stop(&supervisor.context);
     }
     outcome
+}
+
+/// The HTTP server: one at a time, replaced when `http.bind` changes.
+struct HttpServer {
+    state: http::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl HttpServer {
+    /// Serves on `listener`; a server already running finishes the
+    /// requests it has (the one that moved it included) and stops.
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(http::serve(listener, self.state.clone(), async {
+            let _ = stopped.await;
+        }));
+        if let Some(old) = self.stop.replace(stop) {
+            let _ = old.send(());
+        }
+        self.task = Some(task);
+    }
+
+    /// Moves the server to `bind`. The new address is bound first: when it
+    /// cannot be, the old server simply carries on.
+    async fn rebind(&mut self, bind: &str) -> Result<()> {
+        let listener = http::bind(bind).await?;
+        self.serve(listener);
+        tracing::info!("HTTP now on {bind}");
+        Ok(())
+    }
+
+    /// Stops serving; open requests get a moment to finish (shutdown must
+    /// stay well under 2 s).
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), task).await;
+        }
+    }
 }
 
 /// Settings outside the data plane that change live.
@@ -146,6 +187,7 @@ struct Supervisor {
     running: Config,
     /// Reloaded on SIGHUP.
     config: Arc<ConfigService>,
+    http: HttpServer,
 }
 
 /// Why watching one plane ended.
@@ -255,14 +297,22 @@ impl Supervisor {
                     if !live_only {
                         return Ok(Next::Replace(Box::new(request)));
                     }
-                    let applied = apply::apply_live(
-                        &self.running,
-                        &request.config,
-                        &plane.camera,
-                        &mut plane.recovery,
-                        &self.live,
-                    )
-                    .map_err(|err| format!("{err:#}"));
+                    let rebound = if request.config.http.bind == self.running.http.bind {
+                        Ok(())
+                    } else {
+                        self.http.rebind(&request.config.http.bind).await
+                    };
+                    let applied = rebound
+                        .and_then(|()| {
+                            apply::apply_live(
+                                &self.running,
+                                &request.config,
+                                &plane.camera,
+                                &mut plane.recovery,
+                                &self.live,
+                            )
+                        })
+                        .map_err(|err| format!("{err:#}"));
                     // Recorded even when a step failed: rolling back then
                     // re-applies every key of the old configuration.
                     self.running = request.config;

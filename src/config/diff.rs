@@ -31,7 +31,8 @@ pub struct Change {
 
 /// The effect of changing `key`.
 pub fn effect(key: &str) -> Effect {
-    const LIVE: [&str; 6] = [
+    const LIVE: [&str; 7] = [
+        "http.bind",
         "encoder.bitrate_kbps",
         "camera.stall_timeout_ms",
         "camera.retry_max_s",
@@ -137,7 +138,7 @@ mod tests {
             [
                 ("camera.width", Effect::Pipeline),
                 ("encoder.bitrate_kbps", Effect::Live),
-                ("http.bind", Effect::Process),
+                ("http.bind", Effect::Live),
             ]
         );
         assert_eq!(changes[1].from, serde_json::json!(2000));
@@ -148,6 +149,7 @@ mod tests {
         assert_eq!(effect("camera.controls.brightness"), Effect::Live);
         assert_eq!(effect("rtsp.path"), Effect::Pipeline);
         assert_eq!(effect("metrics.rate_hz"), Effect::Live);
-        assert_eq!(effect("http.bind"), Effect::Process);
+        assert_eq!(effect("http.bind"), Effect::Live);
+        assert_eq!(effect("auth.viewer_token"), Effect::Process);
     }
 }

@@ -38,6 +38,8 @@ pub fn apply_live(
                 .fault_injection
                 .store(wanted.camera.fault_injection, Ordering::Relaxed),
             "metrics.rate_hz" => live.metrics.set_rate(wanted.metrics.rate_hz),
+            // The supervisor moves the HTTP server itself (it owns it).
+            "http.bind" => {}
             "metrics.ws_stall_s" => live
                 .ws_stall_s
                 .store(wanted.metrics.ws_stall_s, Ordering::Relaxed),
