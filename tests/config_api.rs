@@ -572,3 +572,41 @@ fn the_http_server_moves_to_a_new_address() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(http("GET", &edgecam.http_url("/healthz")).status, 200);
 }
+
+#[test]
+fn rtsp_credentials_set_remotely_are_required() {
+    let edgecam = Edgecam::start(Settings::default());
+    let (_, etag) = get_config(&edgecam);
+    let reply = write(
+        &edgecam,
+        "PATCH",
+        &etag,
+        "[rtsp]\nuser = \"cam\"\npassword = \"door-2026\"\n",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        !reply.body.contains("door-2026"),
+        "the password leaked: {}",
+        reply.body
+    );
+    let (text, _) = get_config(&edgecam);
+    assert!(text.contains("password = \"<redacted>\""), "{text}");
+
+    let anonymous = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", &edgecam.url()])
+        .output()
+        .expect("ffprobe");
+    assert!(!anonymous.status.success(), "played without credentials");
+    assert!(
+        String::from_utf8_lossy(&anonymous.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&anonymous.stderr)
+    );
+    let with = format!("rtsp://cam:door-2026@127.0.0.1:{}/cam", edgecam.port);
+    let stream = common::probe_stream(&with, "tcp");
+    assert_eq!(
+        stream.get("codec_name").map(String::as_str),
+        Some("h264"),
+        "{stream:?}"
+    );
+}

@@ -7,7 +7,11 @@ use toml_edit::{DocumentMut, Item, Table};
 use super::ConfigError;
 
 /// Keys whose values never leave the board.
-pub const SECRETS: [(&str, &str); 2] = [("auth", "admin_token"), ("auth", "viewer_token")];
+pub const SECRETS: [(&str, &str); 3] = [
+    ("auth", "admin_token"),
+    ("auth", "viewer_token"),
+    ("rtsp", "password"),
+];
 
 /// What a redacted secret reads as; writing it back keeps the secret.
 pub const REDACTED: &str = "<redacted>";

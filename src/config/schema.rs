@@ -192,6 +192,10 @@ pub struct RtspConfig {
     pub path: String,
     pub session_timeout_s: u32,
     pub cleanup_interval_s: u32,
+    /// Credentials viewers must give (HTTP Basic over RTSP); both empty:
+    /// none.
+    pub user: String,
+    pub password: String,
 }
 
 impl Default for RtspConfig {
@@ -201,6 +205,8 @@ impl Default for RtspConfig {
             path: DEFAULT_RTSP_PATH.to_owned(),
             session_timeout_s: DEFAULT_SESSION_TIMEOUT_S,
             cleanup_interval_s: DEFAULT_CLEANUP_INTERVAL_S,
+            user: String::new(),
+            password: String::new(),
         }
     }
 }

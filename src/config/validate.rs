@@ -87,6 +87,23 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     let rtsp = &config.rtsp;
     check_range("rtsp.port", rtsp.port.into(), 1, 65_535, "")?;
     check_rtsp_path(&rtsp.path)?;
+    if rtsp.user.is_empty() != rtsp.password.is_empty() {
+        return Err(Invalid {
+            key: if rtsp.user.is_empty() {
+                "rtsp.user"
+            } else {
+                "rtsp.password"
+            },
+            message: "set both rtsp.user and rtsp.password, or neither".to_owned(),
+        });
+    }
+    if rtsp.user.contains(':') {
+        return Err(Invalid {
+            key: "rtsp.user",
+            message: "a user name cannot contain ':' (Basic authentication splits on it)"
+                .to_owned(),
+        });
+    }
     check_range(
         "rtsp.session_timeout_s",
         rtsp.session_timeout_s.into(),

@@ -62,6 +62,9 @@ impl RtspOutput {
         factory.set_shared(true);
         factory.set_protocols(gst_rtsp::RTSPLowerTrans::TCP | gst_rtsp::RTSPLowerTrans::UDP);
         feed_media_from(&factory, camera.clone(), producer, inventory);
+        if !config.user.is_empty() {
+            require_credentials(&server, &factory, &config.user, &config.password);
+        }
         server
             .mount_points()
             .context("RTSP server has no mount points")?
@@ -134,6 +137,34 @@ impl RtspOutput {
             let _ = thread.join();
         }
     }
+}
+
+/// Viewers must log in as `user` (HTTP Basic, as RTSP clients and NVRs
+/// send it): the server checks the credentials, the factory lets only that
+/// role see and build the stream.
+fn require_credentials(
+    server: &gst_rtsp_server::RTSPServer,
+    factory: &gst_rtsp_server::RTSPMediaFactory,
+    user: &str,
+    password: &str,
+) {
+    use gst_rtsp_server::prelude::*;
+    const ROLE: &str = "viewer";
+    let auth = gst_rtsp_server::RTSPAuth::new();
+    let token = gst_rtsp_server::RTSPToken::builder()
+        .field(gst_rtsp_server::RTSP_TOKEN_MEDIA_FACTORY_ROLE, ROLE)
+        .build();
+    auth.add_basic(
+        &gst_rtsp_server::RTSPAuth::make_basic(user, password),
+        &token,
+    );
+    server.set_auth(Some(&auth));
+    factory.add_role_from_structure(
+        &gst::Structure::builder(ROLE)
+            .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+            .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+            .build(),
+    );
 }
 
 /// Hooks each new media (one at a time: the factory is shared) to the
