@@ -128,39 +128,23 @@ impl ConfigService {
         }
         let text = edit(&current.text).map_err(WriteError::Invalid)?;
         let config = config::parse(&text, "request body").map_err(WriteError::Invalid)?;
-        let changes = diff::changes(&current.config, &config);
-        let restart: Vec<Change> = changes
-            .iter()
-            .filter(|c| c.effect == Effect::Process)
-            .cloned()
-            .collect();
-        if !restart.is_empty() {
-            return Err(WriteError::NeedsRestart(restart));
-        }
+        let changes = plan(&current.config, &config).map_err(WriteError::NeedsRestart)?;
         let Some(path) = self.path.clone() else {
             return Err(WriteError::NoFile);
         };
-        if !changes.is_empty() {
-            let confirm = Duration::from_secs(config.api.confirm_s.into());
-            if let Err(reason) = self.apply_and_confirm(&config, confirm).await {
-                self.roll_back(&current.config).await;
-                return Err(WriteError::RolledBack(reason));
-            }
-        }
+        self.apply_confirmed(&current.config, &config, &changes)
+            .await
+            .map_err(WriteError::RolledBack)?;
         let persisted = {
             let text = text.clone();
-            tokio::task::spawn_blocking(move || store::replace(&path, &text)).await
+            tokio::task::spawn_blocking(move || store::replace(&path, &text))
+                .await
+                .map_err(|err| err.to_string())
+                .and_then(|written| written.map_err(|err| format!("{err:#}")))
         };
-        match persisted {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                self.roll_back(&current.config).await;
-                return Err(WriteError::NotPersisted(format!("{err:#}")));
-            }
-            Err(err) => {
-                self.roll_back(&current.config).await;
-                return Err(WriteError::NotPersisted(err.to_string()));
-            }
+        if let Err(reason) = persisted {
+            self.roll_back(&current.config).await;
+            return Err(WriteError::NotPersisted(reason));
         }
         tracing::info!(
             changes = changes.len(),
@@ -204,30 +188,46 @@ impl ConfigService {
                 return;
             }
         };
-        let changes = diff::changes(&current.config, &config);
-        let restart: Vec<&str> = changes
-            .iter()
-            .filter(|c| c.effect == Effect::Process)
-            .map(|c| c.key.as_str())
-            .collect();
-        if !restart.is_empty() {
-            tracing::warn!(
-                "{why}: not applied, {} only apply on a restart of edgecam",
-                restart.join(", ")
-            );
-            return;
-        }
-        if !changes.is_empty() {
-            let confirm = Duration::from_secs(config.api.confirm_s.into());
-            if let Err(reason) = self.apply_and_confirm(&config, confirm).await {
-                self.roll_back(&current.config).await;
-                tracing::warn!("{why}: rolled back: {reason}");
+        let changes = match plan(&current.config, &config) {
+            Ok(changes) => changes,
+            Err(restart) => {
+                let keys: Vec<&str> = restart.iter().map(|c| c.key.as_str()).collect();
+                tracing::warn!(
+                    "{why}: not applied, {} only apply on a restart of edgecam",
+                    keys.join(", ")
+                );
                 return;
             }
+        };
+        if let Err(reason) = self
+            .apply_confirmed(&current.config, &config, &changes)
+            .await
+        {
+            tracing::warn!("{why}: rolled back: {reason}");
+            return;
         }
         tracing::info!(changes = changes.len(), "{why}: configuration reloaded");
         current.text = text;
         current.config = config;
+    }
+
+    /// Applies `changes` (from `running` to `wanted`) and confirms them;
+    /// when they do not work, `running` is applied again.
+    async fn apply_confirmed(
+        &self,
+        running: &Config,
+        wanted: &Config,
+        changes: &[Change],
+    ) -> Result<(), String> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let confirm = Duration::from_secs(wanted.api.confirm_s.into());
+        let confirmed = self.apply_and_confirm(wanted, confirm).await;
+        if confirmed.is_err() {
+            self.roll_back(running).await;
+        }
+        confirmed
     }
 
     /// Has the supervisor apply `config`, then waits until frames are
@@ -270,5 +270,21 @@ impl ConfigService {
             }
         }
         tracing::warn!("configuration change rolled back");
+    }
+}
+
+/// The changes from `running` to `wanted`, or — when there are any — those
+/// among them that only a restart of the process applies.
+fn plan(running: &Config, wanted: &Config) -> Result<Vec<Change>, Vec<Change>> {
+    let changes = diff::changes(running, wanted);
+    let restart: Vec<Change> = changes
+        .iter()
+        .filter(|c| c.effect == Effect::Process)
+        .cloned()
+        .collect();
+    if restart.is_empty() {
+        Ok(changes)
+    } else {
+        Err(restart)
     }
 }

@@ -68,6 +68,7 @@ impl CameraPipeline {
         let counters = shared.counters.clone();
         let passthrough = source.passes_h264_through(&config.camera);
         let slate_encoder = if passthrough {
+            let [parse, caps] = crate::source::encoded_tail()?;
             Some(vec![
                 encoder::make(choice.encoder, &config.encoder)?,
                 gst::ElementFactory::make("capsfilter")
@@ -76,12 +77,8 @@ impl CameraPipeline {
                         encoder::output_caps(choice.encoder, config.encoder.profile),
                     )
                     .build()?,
-                gst::ElementFactory::make("h264parse")
-                    .build()
-                    .context("h264parse (package gstreamer1.0-plugins-bad)")?,
-                gst::ElementFactory::make("capsfilter")
-                    .property("caps", crate::source::encoded_caps())
-                    .build()?,
+                parse,
+                caps,
             ])
         } else {
             None

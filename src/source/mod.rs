@@ -142,6 +142,18 @@ pub fn encoded_caps() -> gst::Caps {
         .build()
 }
 
+/// `h264parse ! capsfilter(encoded caps)`: what turns an encoder's or a
+/// camera's H.264 into access units the outputs take.
+pub fn encoded_tail() -> Result<[gst::Element; 2]> {
+    let parse = gst::ElementFactory::make("h264parse")
+        .build()
+        .context("h264parse (package gstreamer1.0-plugins-bad)")?;
+    let caps = gst::ElementFactory::make("capsfilter")
+        .property("caps", encoded_caps())
+        .build()?;
+    Ok([parse, caps])
+}
+
 /// Appends `elements` after a finished source's output: the bin's `src`
 /// pad then leaves from the last of them.
 fn append_chain(bin: &gst::Bin, elements: &[gst::Element]) -> Result<()> {

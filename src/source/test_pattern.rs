@@ -84,12 +84,7 @@ fn camera_encoder(camera: &CameraConfig) -> Result<Vec<gst::Element>> {
                 .build(),
         )
         .build()?;
-    let parse = gst::ElementFactory::make("h264parse")
-        .build()
-        .context("h264parse (package gstreamer1.0-plugins-bad)")?;
-    let caps = gst::ElementFactory::make("capsfilter")
-        .property("caps", super::encoded_caps())
-        .build()?;
+    let [parse, caps] = super::encoded_tail()?;
     Ok(vec![encoder, profile, parse, caps])
 }
 
