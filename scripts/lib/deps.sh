@@ -8,14 +8,15 @@ APT_UPDATED=""
 
 # Building and running: the GStreamer libraries edgecam links, the plugins
 # holding the elements it creates (videotestsrc, v4l2src, jpegdec, x264enc,
-# openh264enc, h264parse, rtph264pay; avdec_h264 for cameras sending H.264),
+# openh264enc, h264parse, rtph264pay; avdec_h264 for cameras sending H.264;
+# textoverlay for the NO SIGNAL slate, which Debian ships in gstreamer1.0-x),
 # and libclang, which the v4l crate's bindgen needs to read the kernel's
 # V4L2 headers.
 BUILD_PACKAGES=(
   gcc libc6-dev pkg-config libclang-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
 )
 # Testing: the real clients the tests play the stream with.
 # promtool (package prometheus) checks the /metrics exposition; Chromium
