@@ -28,6 +28,22 @@ keyframe_interval = 30
 profile = \"baseline\"
 ";
 
+/// The viewer's picture never stopped: frames all along, no long gap. (That
+/// its session was never replaced is checked in the service's log.)
+fn assert_kept_playing(frames: &[common::ReceivedFrame]) {
+    assert!(
+        frames.len() > 30,
+        "the viewer got only {} frames",
+        frames.len()
+    );
+    let gap = frames
+        .windows(2)
+        .map(|w| w[1].received_us - w[0].received_us)
+        .max()
+        .unwrap_or(0);
+    assert!(gap < 2_000_000, "the picture stopped for {} ms", gap / 1000);
+}
+
 fn admin() -> String {
     format!("Authorization: Bearer {ADMIN_TOKEN}")
 }
@@ -84,7 +100,7 @@ fn a_patch_changes_one_key_live_and_keeps_every_comment() {
     // A viewer watches while the bitrate changes.
     let url = edgecam.url();
     let viewer = std::thread::spawn(move || {
-        common::receive_stamped_frames(common::Player::Ffmpeg, &url, 640, 360, 10).len()
+        common::receive_stamped_frames(common::Player::Ffmpeg, &url, 640, 360, 10)
     });
     std::thread::sleep(Duration::from_secs(3));
     let patched_at = Instant::now();
@@ -115,8 +131,7 @@ fn a_patch_changes_one_key_live_and_keeps_every_comment() {
         "PATCH encoder.bitrate_kbps 2000 → 300: stream under 600 kbit/s after {} ms",
         settled.as_millis()
     );
-    let frames = viewer.join().expect("viewer");
-    assert!(frames > 200, "the viewer got only {frames} frames in 10 s");
+    assert_kept_playing(&viewer.join().expect("viewer"));
     let log = edgecam.log();
     let after = &log[log.find("applied live").expect("the change was logged")..];
     assert!(
@@ -471,14 +486,14 @@ fn a_resolution_change_rebuilds_and_a_broken_one_rolls_back() {
     // Unrelated to the video: the viewer notices nothing.
     let url = edgecam.url();
     let viewer = std::thread::spawn(move || {
-        common::receive_stamped_frames(common::Player::Ffmpeg, &url, 640, 360, 5).len()
+        common::receive_stamped_frames(common::Player::Ffmpeg, &url, 640, 360, 5)
     });
     std::thread::sleep(Duration::from_secs(2));
     let reply = write(&edgecam, "PATCH", &etag, "[metrics]\nrate_hz = 5\n");
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.contains("\"effect\":\"live\""), "{}", reply.body);
     let etag = header(&reply, "etag").unwrap();
-    assert!(viewer.join().unwrap() > 120, "the viewer was interrupted");
+    assert_kept_playing(&viewer.join().expect("viewer"));
     let log = edgecam.log();
     let after = &log[log.find("applied live: metrics.rate_hz").expect("applied")..];
     assert!(!after.contains("RTSP viewer connected"), "{log}");
