@@ -445,6 +445,9 @@ fn a_kill_during_writes_never_leaves_a_torn_file() {
                 )
             })
             .collect();
+        let (_, mut etag) = get_config(&edgecam);
+        // The clock starts once the service answers, so a slow start on a
+        // busy machine cannot use up the time before the writes begin.
         let pid = edgecam.pid();
         let kill_after = Duration::from_millis(200 + next(1500));
         let killer = std::thread::spawn(move || {
@@ -453,7 +456,6 @@ fn a_kill_during_writes_never_leaves_a_torn_file() {
                 .args(["-KILL", &pid.to_string()])
                 .status();
         });
-        let (_, mut etag) = get_config(&edgecam);
         for version in &versions {
             let reply = write(&edgecam, "PUT", &etag, version);
             if reply.status != 200 {
