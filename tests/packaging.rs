@@ -129,3 +129,69 @@ fn cross_toml_names_dockerfiles_that_exist() {
         );
     }
 }
+
+/// The .deb packages scripts/package-deb made (scripts/test builds both;
+/// elsewhere a missing one is skipped loudly).
+#[test]
+fn the_debs_hold_the_service_and_keep_its_configuration() {
+    for arch in ["amd64", "arm64"] {
+        let deb = repo().join(format!(
+            "target/deb/edgecam_{}_{arch}.deb",
+            env!("CARGO_PKG_VERSION")
+        ));
+        if !deb.exists() {
+            let message = format!(
+                "{} is missing: run scripts/package-deb {arch}",
+                deb.display()
+            );
+            assert!(
+                std::env::var_os("EDGECAM_REQUIRE_DEB").is_none(),
+                "{message}"
+            );
+            eprintln!("SKIPPED: {message}");
+            continue;
+        }
+        let field = |name: &str| {
+            let output = std::process::Command::new("dpkg-deb")
+                .arg("--field")
+                .arg(&deb)
+                .arg(name)
+                .output()
+                .expect("dpkg-deb");
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        };
+        assert_eq!(field("Architecture"), arch);
+        assert_eq!(field("Version"), env!("CARGO_PKG_VERSION"));
+        assert!(
+            field("Depends").contains("gstreamer1.0-x"),
+            "{}",
+            field("Depends")
+        );
+        let listing = std::process::Command::new("dpkg-deb")
+            .arg("--contents")
+            .arg(&deb)
+            .output()
+            .expect("dpkg-deb");
+        let listing = String::from_utf8_lossy(&listing.stdout);
+        for file in [
+            "./usr/bin/edgecam",
+            "./usr/lib/systemd/system/edgecam.service",
+            "./etc/edgecam/config.toml",
+            "./usr/share/doc/edgecam/copyright",
+        ] {
+            assert!(listing.contains(file), "{arch}: {file} missing:\n{listing}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("dpkg-deb")
+            .arg("--control")
+            .arg(&deb)
+            .arg(dir.path())
+            .status()
+            .expect("dpkg-deb");
+        assert!(status.success());
+        let conffiles = std::fs::read_to_string(dir.path().join("conffiles")).unwrap();
+        assert_eq!(conffiles.trim(), "/etc/edgecam/config.toml");
+        let postinst = std::fs::read_to_string(dir.path().join("postinst")).unwrap();
+        assert!(postinst.contains("adduser edgecam video"), "{postinst}");
+    }
+}
