@@ -26,6 +26,7 @@ pub use plane::stream_name;
 /// Runs the service on `config`, read from `path` (None: the built-in
 /// default), which remote configuration edits.
 pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
+    limit_heap_arenas();
     gst::init().context("initialising GStreamer")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -165,6 +166,19 @@ impl HttpServer {
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(500), task).await;
         }
+    }
+}
+
+/// glibc gives threads their own heaps, up to eight per core, and each keeps
+/// what it once held. edgecam starts a thread per camera (re)open and
+/// GStreamer more per pipeline: on a small board that added a few MB of
+/// resident memory over a series of replugs. Two heaps are plenty here.
+fn limit_heap_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only adjusts allocator parameters; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 
