@@ -125,19 +125,5 @@ fn the_arm64_binary_probes_and_serves_rtsp() {
         "arm64 under qemu: RTSP listening after {:.1} s; ffprobe: {stream:?}",
         listening.as_secs_f64()
     );
-    assert_eq!(
-        stream.get("codec_name").map(String::as_str),
-        Some("h264"),
-        "{stream:?}"
-    );
-    assert_eq!(
-        stream.get("width").map(String::as_str),
-        Some("320"),
-        "{stream:?}"
-    );
-    assert_eq!(
-        stream.get("height").map(String::as_str),
-        Some("240"),
-        "{stream:?}"
-    );
+    common::assert_h264(&stream, (320, 240));
 }

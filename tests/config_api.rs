@@ -519,16 +519,7 @@ fn a_resolution_change_rebuilds_and_a_broken_one_rolls_back() {
         "PATCH camera.width/height 640x360 → 320x180: confirmed and probed at the new size after {} ms",
         patched.elapsed().as_millis()
     );
-    assert_eq!(
-        stream.get("width").map(String::as_str),
-        Some("320"),
-        "{stream:?}"
-    );
-    assert_eq!(
-        stream.get("height").map(String::as_str),
-        Some("180"),
-        "{stream:?}"
-    );
+    common::assert_h264(&stream, (320, 180));
     let etag = header(&reply, "etag").unwrap();
     let saved = std::fs::read_to_string(&path).unwrap();
     assert!(saved.contains("width = 320"), "{saved}");
@@ -544,11 +535,7 @@ fn a_resolution_change_rebuilds_and_a_broken_one_rolls_back() {
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), saved);
     let stream = common::probe_stream(&edgecam.url(), "tcp");
-    assert_eq!(
-        stream.get("width").map(String::as_str),
-        Some("320"),
-        "{stream:?}"
-    );
+    common::assert_h264(&stream, (320, 180));
     assert_eq!(http("GET", &edgecam.http_url("/healthz")).status, 200);
 }
 
@@ -620,10 +607,5 @@ fn rtsp_credentials_set_remotely_are_required() {
         String::from_utf8_lossy(&anonymous.stderr)
     );
     let with = format!("rtsp://cam:door-2026@127.0.0.1:{}/cam", edgecam.port);
-    let stream = common::probe_stream(&with, "tcp");
-    assert_eq!(
-        stream.get("codec_name").map(String::as_str),
-        Some("h264"),
-        "{stream:?}"
-    );
+    common::assert_h264(&common::probe_stream(&with, "tcp"), (640, 360));
 }

@@ -17,9 +17,7 @@ fn ffprobe_sees_the_configured_stream_over_tcp_and_udp() {
     });
     for transport in ["tcp", "udp"] {
         let stream = probe_stream(&edgecam.url(), transport);
-        assert_eq!(stream["codec_name"], "h264", "{transport}: {stream:?}");
-        assert_eq!(stream["width"], "480", "{transport}: {stream:?}");
-        assert_eq!(stream["height"], "272", "{transport}: {stream:?}");
+        common::assert_h264(&stream, (480, 272));
         assert_eq!(stream["r_frame_rate"], "25/1", "{transport}: {stream:?}");
         assert_eq!(
             stream["profile"], "Constrained Baseline",

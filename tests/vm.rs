@@ -177,21 +177,7 @@ fn vivid_camera_in_a_vm() {
             vm.diagnostics()
         );
         let stream = probe_stream(&vm.rtsp_url(port), "tcp");
-        assert_eq!(
-            stream.get("codec_name").map(String::as_str),
-            Some("h264"),
-            "{name}: {stream:?}"
-        );
-        assert_eq!(
-            stream.get("width"),
-            Some(&w.to_string()),
-            "{name}: {stream:?}"
-        );
-        assert_eq!(
-            stream.get("height"),
-            Some(&h.to_string()),
-            "{name}: {stream:?}"
-        );
+        common::assert_h264(&stream, (w, h));
     }
     // cam1 has served its purpose; the rest is about cam0.
     let cam1_fps = metric(

@@ -238,6 +238,22 @@ pub fn run_for(command: &mut Command, limit: Duration) -> Output {
     child.wait_with_output().expect("client output")
 }
 
+/// Asserts that ffprobe's view of a stream is H.264 at `width`x`height`.
+pub fn assert_h264(stream: &HashMap<String, String>, (width, height): (u32, u32)) {
+    let field = |key: &str| stream.get(key).map(String::as_str);
+    assert_eq!(field("codec_name"), Some("h264"), "{stream:?}");
+    assert_eq!(
+        field("width"),
+        Some(width.to_string().as_str()),
+        "{stream:?}"
+    );
+    assert_eq!(
+        field("height"),
+        Some(height.to_string().as_str()),
+        "{stream:?}"
+    );
+}
+
 /// ffprobe's view of the first video stream: key → value.
 pub fn probe_stream(url: &str, transport: &str) -> HashMap<String, String> {
     let output = run_for(
