@@ -209,9 +209,19 @@ fn vivid_camera_in_a_vm() {
     );
 
     // Brightness through the API changes what the viewer sees, live.
-    let before = viewer
-        .recent_luma(Duration::from_secs(1))
-        .expect("frames before");
+    // On a slow host the player may still be starting: wait for its frames.
+    let waiting = Instant::now();
+    let before = loop {
+        if let Some(luma) = viewer.recent_luma(Duration::from_secs(1)) {
+            break luma;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the viewer received no frames:\n{}",
+            vm.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let reply = put_control(&vm, "brightness", "230");
     assert_eq!(reply.status, 200, "{}", reply.body);
     std::thread::sleep(Duration::from_secs(2));

@@ -164,6 +164,17 @@ pub fn set(
 ) -> Result<ControlInfo, ControlError> {
     let handle = open(device)?;
     let controls = visible(device, &handle)?;
+    set_on(device, &handle, &controls, name, setting)
+}
+
+/// Sets `name` on an open camera whose controls are `controls`.
+fn set_on(
+    device: &str,
+    handle: &v4l::Device,
+    controls: &[Description],
+    name: &str,
+    setting: &ControlSetting,
+) -> Result<ControlInfo, ControlError> {
     let Some(description) = controls.iter().find(|d| control_name(&d.name) == name) else {
         return Err(ControlError::UnknownName {
             device: device.to_owned(),
@@ -188,7 +199,7 @@ pub fn set(
             name: name.to_owned(),
             message: format!("the driver refused {setting}: {err}"),
         })?;
-    Ok(info(&handle, description))
+    Ok(info(handle, description))
 }
 
 /// Checks `setting` against the control's type and range and turns it into
@@ -246,23 +257,30 @@ fn value_for(description: &Description, setting: &ControlSetting) -> Result<Valu
     }
 }
 
-/// Applies `[camera.controls]` to the camera at `device`, logging each
-/// result; one that fails does not stop the others or the camera.
-pub fn apply_all(
-    device: &str,
-    settings: &std::collections::BTreeMap<String, ControlSetting>,
-) -> Vec<String> {
-    let mut failures = Vec::new();
+/// Applies `[camera.controls]` to the camera at `device` (opened and
+/// queried once for all of them), logging each result; one that fails does
+/// not stop the others or the camera.
+pub fn apply_all(device: &str, settings: &std::collections::BTreeMap<String, ControlSetting>) {
+    if settings.is_empty() {
+        return;
+    }
+    let opened = open(device).and_then(|handle| {
+        let controls = visible(device, &handle)?;
+        Ok((handle, controls))
+    });
+    let (handle, controls) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            tracing::warn!("camera.controls: {err}");
+            return;
+        }
+    };
     for (name, setting) in settings {
-        match set(device, name, setting) {
+        match set_on(device, &handle, &controls, name, setting) {
             Ok(_) => tracing::info!("camera control {name} = {setting}"),
-            Err(err) => {
-                tracing::warn!("camera.controls.{name}: {err}");
-                failures.push(format!("camera.controls.{name}: {err}"));
-            }
+            Err(err) => tracing::warn!("camera.controls.{name}: {err}"),
         }
     }
-    failures
 }
 
 #[cfg(test)]
