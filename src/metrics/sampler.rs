@@ -52,6 +52,9 @@ pub struct Sample {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub schema: u32,
+    /// Counts samples from 0 at start, so a client that was behind and lost
+    /// the oldest ones to the bounded queue sees the gap.
+    pub seq: u64,
     pub timestamp_ms: u64,
     pub frame_id: u64,
     pub capture_fps: f64,
@@ -189,6 +192,7 @@ pub fn spawn(
         let mut cpu = CpuMeter::new();
         let mut history: VecDeque<(Instant, CounterValues)> = VecDeque::new();
         let mut tick = every(*rate_rx.borrow_and_update());
+        let mut seq = 0u64;
         loop {
             tick.tick().await;
             if rate_rx.has_changed().unwrap_or(false) {
@@ -211,6 +215,8 @@ pub fn spawn(
                 started,
             );
             sample.camera = camera.get();
+            sample.seq = seq;
+            seq += 1;
             // No subscribers is fine: send only fails then.
             if let Ok(json) = serde_json::to_string(&sample) {
                 let _ = samples.send(json.into());
@@ -237,6 +243,7 @@ fn build_sample(
     Sample {
         kind: "sample",
         schema: SCHEMA,
+        seq: 0,
         timestamp_ms: unix_time_us() / 1000,
         frame_id: values.last_frame_id,
         capture_fps: rate(values.captured_frames - first.captured_frames),
