@@ -62,7 +62,7 @@ enum RemoteAction {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    edgecam::logging::init();
     let status = match args.command {
         Command::CheckConfig { file } => cli::check_config::check_config(&file),
         Command::Run => {
@@ -114,13 +114,4 @@ fn with_config(
             EXIT_FAILURE
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

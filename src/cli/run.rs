@@ -13,13 +13,14 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::plane::{self, DataPlane};
 use crate::config::diff::{self, Effect};
 use crate::config::Config;
-use crate::control::{apply, watch, ApplyRequest, ConfigService};
+use crate::control::{apply, watch, ApplyRequest, ConfigService, Reloaded};
 use crate::http;
 use crate::metrics;
 use crate::pipeline::inventory::Inventory;
 use crate::pipeline::recovery::{self, Recovery};
 use crate::pipeline::source_slot::Origin;
 use crate::pipeline::{CameraPipeline, Shared};
+use crate::supervise;
 
 pub use plane::stream_name;
 
@@ -27,6 +28,12 @@ pub use plane::stream_name;
 /// default), which remote configuration edits.
 pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
     limit_heap_arenas();
+    // The first start after an install scans every GStreamer plugin: many
+    // seconds on a small board.
+    supervise::extend_timeout(
+        std::time::Duration::from_secs(60),
+        "starting: loading GStreamer plugins",
+    );
     gst::init().context("initialising GStreamer")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -65,6 +72,10 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
             &plane.hello,
         )
     };
+    {
+        let _runtime = runtime.enter();
+        supervise::watchdog::spawn(context.shared.counters.clone(), metrics.clone());
+    }
     let (apply_requests, applies) = tokio::sync::mpsc::channel::<ApplyRequest>(4);
     let config_service = Arc::new(ConfigService::new(
         path.map(std::path::Path::to_path_buf),
@@ -118,6 +129,7 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
     let outcome = runtime.block_on(async {
         supervisor.http.serve(listener);
         let outcome = supervisor.supervise().await;
+        supervise::stopping();
         supervisor.http.stop().await;
         outcome
     });
@@ -301,7 +313,15 @@ impl Supervisor {
                 // The reload needs this loop to apply it: it runs beside it.
                 _ = hangup.recv() => {
                     let service = self.config.clone();
-                    tokio::spawn(async move { service.reload("SIGHUP").await });
+                    tokio::spawn(async move {
+                        let told = supervise::reloading("SIGHUP");
+                        if service.reload("SIGHUP").await == Reloaded::Unchanged {
+                            tracing::info!("SIGHUP: configuration file re-read, unchanged");
+                        }
+                        if told {
+                            supervise::ready("configuration reloaded");
+                        }
+                    });
                 }
                 _ = tick.tick() => plane.recovery.tick(&plane.camera),
                 Some(request) = self.applies.recv() => {

@@ -29,6 +29,16 @@ struct Current {
     config: Config,
 }
 
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reloaded {
+    /// The file says what already runs (or there is no file).
+    Unchanged,
+    Applied,
+    /// Invalid, needing a process restart, or rolled back: the reason is logged.
+    NotApplied,
+}
+
 pub struct ConfigService {
     /// None when edgecam runs on its built-in configuration.
     path: Option<PathBuf>,
@@ -163,10 +173,10 @@ impl ConfigService {
     /// needs a restart or does not work leaves the running configuration as
     /// it is; the log says why. The file equal to what runs (our own
     /// write, seen by the watcher) is nothing to do.
-    pub async fn reload(&self, why: &str) {
+    pub async fn reload(&self, why: &str) -> Reloaded {
         let Some(path) = self.path.clone() else {
             tracing::info!("{why}: edgecam runs on its built-in configuration, nothing to reload");
-            return;
+            return Reloaded::Unchanged;
         };
         // Read under the lock: a file read while an API write was replacing
         // it would be applied after that write, undoing it.
@@ -175,17 +185,17 @@ impl ConfigService {
             Ok(text) => text,
             Err(err) => {
                 tracing::warn!("{why}: cannot read {}: {err}", path.display());
-                return;
+                return Reloaded::NotApplied;
             }
         };
         if text == current.text {
-            return;
+            return Reloaded::Unchanged;
         }
         let config = match config::parse(&text, &path.display().to_string()) {
             Ok(config) => config,
             Err(err) => {
                 tracing::warn!("{why}: not applied, the file is invalid: {err}");
-                return;
+                return Reloaded::NotApplied;
             }
         };
         let changes = match plan(&current.config, &config) {
@@ -196,7 +206,7 @@ impl ConfigService {
                     "{why}: not applied, {} only apply on a restart of edgecam",
                     keys.join(", ")
                 );
-                return;
+                return Reloaded::NotApplied;
             }
         };
         if let Err(reason) = self
@@ -204,11 +214,12 @@ impl ConfigService {
             .await
         {
             tracing::warn!("{why}: rolled back: {reason}");
-            return;
+            return Reloaded::NotApplied;
         }
         tracing::info!(changes = changes.len(), "{why}: configuration reloaded");
         current.text = text;
         current.config = config;
+        Reloaded::Applied
     }
 
     /// Applies `changes` (from `running` to `wanted`) and confirms them;

@@ -1,5 +1,6 @@
-//! `POST /api/camera/fault?kind=stop|stall|error&seconds=N`: make the test
-//! source fail, to exercise the camera-loss path. 404 unless
+//! `POST /api/camera/fault?kind=stop|stall|error|wedge&seconds=N`: make
+//! the test source fail, to exercise the camera-loss path, or wedge the
+//! encoder, to exercise systemd's watchdog. 404 unless
 //! `camera.fault_injection = true`.
 
 use std::time::Duration;

@@ -152,6 +152,7 @@ impl CameraPipeline {
         let encoder_input = encoder.as_ref().unwrap_or(&parse);
         if let Some(pad) = encoder_input.static_pad("sink") {
             counters.watch_encoder_input(&pad);
+            shared.faults.watch_encoder_input(&pad);
         }
         if let Some(pad) = appsink.static_pad("sink") {
             counters.watch_encoded(&pad);

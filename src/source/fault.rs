@@ -1,7 +1,8 @@
-//! Fault injection for the test source: make it stop delivering frames,
-//! stall its streaming thread, or raise an error, on command — so the
-//! camera-loss path (slate, retries, recovery) runs on any machine. Enabled
-//! only with `[camera] fault_injection = true`.
+//! Fault injection: make the test source stop delivering frames, stall its
+//! streaming thread, or raise an error, on command — so the camera-loss path
+//! (slate, retries, recovery) runs on any machine — or wedge the encoder, the
+//! failure only a restart cures (systemd's watchdog). Enabled only with
+//! `[camera] fault_injection = true`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +19,10 @@ pub enum FaultKind {
     Stall,
     /// The source posts an error (a camera unplugged mid-read).
     Error,
+    /// The encoder stops taking frames (a hung hardware encoder): nothing
+    /// reaches the outputs, not even the slate, so the process stops feeding
+    /// systemd's watchdog.
+    Wedge,
 }
 
 impl std::str::FromStr for FaultKind {
@@ -27,7 +32,10 @@ impl std::str::FromStr for FaultKind {
             "stop" => Ok(FaultKind::Stop),
             "stall" => Ok(FaultKind::Stall),
             "error" => Ok(FaultKind::Error),
-            other => Err(format!("unknown fault {other:?}: use stop, stall or error")),
+            "wedge" => Ok(FaultKind::Wedge),
+            other => Err(format!(
+                "unknown fault {other:?}: use stop, stall, error or wedge"
+            )),
         }
     }
 }
@@ -90,7 +98,7 @@ impl FaultInjector {
         let weak = element.downgrade();
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             match injector.take_current() {
-                None => gst::PadProbeReturn::Ok,
+                None | Some(FaultKind::Wedge) => gst::PadProbeReturn::Ok,
                 Some(FaultKind::Stop) => gst::PadProbeReturn::Drop,
                 Some(FaultKind::Stall) => {
                     std::thread::sleep(Duration::from_millis(200));
@@ -109,5 +117,20 @@ impl FaultInjector {
             }
         });
         Ok(())
+    }
+
+    /// Makes the streaming thread that feeds the encoder through `pad` hang
+    /// while a wedge is in force. It lets go when the pad flushes, so the
+    /// pipeline can still be stopped.
+    pub fn watch_encoder_input(&self, pad: &gst::Pad) {
+        let injector = self.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+            while injector.take_current() == Some(FaultKind::Wedge)
+                && !pad.pad_flags().contains(gst::PadFlags::FLUSHING)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            gst::PadProbeReturn::Ok
+        });
     }
 }

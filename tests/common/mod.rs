@@ -42,6 +42,8 @@ pub struct Settings {
     pub camera_extra: &'static str,
     /// Extra TOML appended to the end of the file (whole sections).
     pub extra: &'static str,
+    /// Extra environment for the process.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Settings {
@@ -57,6 +59,7 @@ impl Default for Settings {
             hls_window: 6,
             camera_extra: "",
             extra: "",
+            env: Vec::new(),
         }
     }
 }
@@ -115,6 +118,7 @@ impl Edgecam {
             .env("GST_DEBUG_DUMP_DOT_DIR", dir.path().join("dots"))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(settings.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
