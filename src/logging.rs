@@ -18,6 +18,12 @@ pub fn init() {
                 layer
                     .with_field_prefix(Some("EDGECAM".to_owned()))
                     .with_syslog_identifier("edgecam".to_owned())
+                    // INFO is everyday news (priority 6), not a notice (5).
+                    .with_priority_mappings(tracing_journald::PriorityMappings {
+                        info: tracing_journald::Priority::Informational,
+                        debug: tracing_journald::Priority::Debug,
+                        ..tracing_journald::PriorityMappings::new()
+                    })
             })
         })
         .and_then(Result::ok);

@@ -27,6 +27,7 @@ pub use plane::stream_name;
 /// Runs the service on `config`, read from `path` (None: the built-in
 /// default), which remote configuration edits.
 pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
+    let started = std::time::Instant::now();
     limit_heap_arenas();
     // The first start after an install scans every GStreamer plugin: many
     // seconds on a small board.
@@ -74,7 +75,7 @@ pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
     };
     {
         let _runtime = runtime.enter();
-        supervise::watchdog::spawn(context.shared.counters.clone(), metrics.clone());
+        supervise::watchdog::spawn(context.shared.counters.clone(), metrics.clone(), started);
     }
     let (apply_requests, applies) = tokio::sync::mpsc::channel::<ApplyRequest>(4);
     let config_service = Arc::new(ConfigService::new(

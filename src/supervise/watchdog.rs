@@ -77,8 +77,8 @@ impl Watchdog {
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 /// Watches the outputs and tells systemd, for as long as the runtime runs.
-/// Does nothing outside systemd.
-pub fn spawn(counters: StreamCounters, metrics: Metrics) {
+/// Does nothing outside systemd. `started`: when the process started.
+pub fn spawn(counters: StreamCounters, metrics: Metrics, started: Instant) {
     if !super::under_systemd() {
         return;
     }
@@ -91,7 +91,6 @@ pub fn spawn(counters: StreamCounters, metrics: Metrics) {
         None => tracing::info!("under systemd, without a watchdog"),
     }
     tokio::spawn(async move {
-        let started = Instant::now();
         let mut watchdog = Watchdog::new(interval);
         let mut stalled = false;
         let mut last_status: Option<Instant> = None;
