@@ -198,20 +198,7 @@ fn the_unit_is_hardened() {
         .output()
         .expect("systemd-analyze (package systemd)");
     let text = String::from_utf8_lossy(&output.stdout);
-    let score = exposure(&text).unwrap_or_else(|| panic!("no score in:\n{text}"));
+    let score = common::security_exposure(&text).unwrap_or_else(|| panic!("no score in:\n{text}"));
     println!("systemd-analyze security (offline) edgecam.service: exposure {score}");
     assert!(score <= 2.0, "exposure {score}:\n{text}");
-}
-
-/// The number in "Overall exposure level for edgecam.service: 1.3 OK".
-fn exposure(report: &str) -> Option<f64> {
-    let line = report
-        .lines()
-        .find(|l| l.contains("Overall exposure level"))?;
-    line.rsplit(':')
-        .next()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }

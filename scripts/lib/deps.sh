@@ -21,10 +21,12 @@ BUILD_PACKAGES=(
 # Testing: the real clients the tests play the stream with.
 # promtool (package prometheus) checks the /metrics exposition; Chromium
 # loads the dashboard.
-TEST_PACKAGES=(ffmpeg gstreamer1.0-tools curl prometheus chromium)
+TEST_PACKAGES=(ffmpeg gstreamer1.0-tools curl prometheus chromium systemd)
 # The V4L2 tests: a qemu guest running Debian's kernel with the vivid virtual
-# camera (scripts/vm/build makes its initramfs from busybox).
-VM_PACKAGES=(qemu-system-x86 busybox-static)
+# camera (scripts/vm/build makes its initramfs from busybox). The systemd
+# guest's disk (scripts/vm/build-systemd): a Debian root made by mmdebstrap,
+# packed into an ext4 image by mke2fs (e2fsprogs).
+VM_PACKAGES=(qemu-system-x86 busybox-static mmdebstrap e2fsprogs)
 
 apt_install() {
   if [ -z "$APT_UPDATED" ]; then

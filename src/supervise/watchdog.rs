@@ -105,7 +105,8 @@ pub fn spawn(counters: StreamCounters, metrics: Metrics, started: Instant) {
                         first_frame_ms = ms,
                         "the first frame reached the outputs {ms} ms after start: telling systemd READY"
                     );
-                    super::ready(&summary(metrics.latest().as_ref()));
+                    // Rates need a second of samples; the next status has them.
+                    super::ready(&format!("streaming: first frame after {ms} ms"));
                     last_status = Some(now);
                 }
                 Verdict::Alive => {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use edgecam::source::identity::unix_time_us;
 use edgecam::source::stamp::{self, Stamp};
 
+pub mod systemd_vm;
 pub mod vm;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgecam");
@@ -480,4 +481,19 @@ pub fn http_from(
         head: head.to_lowercase(),
         body: body.to_owned(),
     }
+}
+
+/// The score in `systemd-analyze security`'s last line, "→ Overall exposure
+/// level for edgecam.service: 1.3 OK :-)".
+pub fn security_exposure(report: &str) -> Option<f64> {
+    let line = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))?;
+    // "…: 1.3 OK :-)" without a terminal, "…: 1.3 OK 🙂" with one.
+    line.split(": ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
