@@ -81,6 +81,11 @@ fn the_package_under_systemd_ready_watchdog_reload() {
         "guest (systemd PID 1) answered after {:.1} s",
         vm.booted.as_secs_f64()
     );
+    let boot = vm.exec("systemd-analyze time");
+    println!(
+        "guest boot: {}",
+        boot.stdout.lines().next().unwrap_or_default()
+    );
     let written = vm.exec(&format!(
         "cat > /etc/edgecam/config.toml <<'EOF'\n{CONFIG}EOF"
     ));
