@@ -162,8 +162,10 @@ fn websocket_sends_hello_then_samples_at_the_configured_rate() {
         .iter()
         .map(|s| s["frame_id"].as_u64().expect("frame_id"))
         .collect();
+    // Monotonic, and moving: two samples 100 ms apart can name the same
+    // frame when the busy machine holds one back for longer than that.
     assert!(
-        ids.windows(2).all(|w| w[1] > w[0]),
+        ids.windows(2).all(|w| w[1] >= w[0]) && ids[ids.len() - 1] > ids[0] + 50,
         "frame ids not increasing: {ids:?}"
     );
     assert!(

@@ -143,6 +143,10 @@ fn the_package_under_systemd_ready_watchdog_reload() {
         active_after_ms >= first_frame_ms,
         "active before the first frame: {state:?} {ready_entry}"
     );
+    // The sandbox still lets it at the camera (udev's group video, the
+    // DeviceAllow= list): "auto" would fall back to the test pattern.
+    let log = journal_text(&vm);
+    assert!(log.contains("camera /dev/video0 ("), "{log}");
     assert_eq!(ready_entry["SYSLOG_IDENTIFIER"], "edgecam");
     assert_eq!(ready_entry["PRIORITY"], "6", "{ready_entry}");
     assert_streams(&vm);
