@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::free_port;
+use super::vm::image_dir;
 
 /// vivid as the tests want it by default: one capture node (/dev/video0)
 /// whose first input is a webcam (640x360@30 runs at full rate under
@@ -61,10 +62,6 @@ pub struct SystemdVm {
     /// From qemu's start until the guest agent answered: the boot time as
     /// a test sees it.
     pub booted: Duration,
-}
-
-fn image_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/vm")
 }
 
 impl SystemdVm {
@@ -106,63 +103,33 @@ impl SystemdVm {
             .iter()
             .map(|&guest| (guest, free_port()))
             .collect();
-        let mut nic = "user,model=virtio-net-pci,restrict=on".to_owned();
-        for (guest, host) in &forwards {
-            nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
-        }
-        let images = image_dir();
-        let console = std::fs::File::create(dir.path().join("console.log")).expect("console log");
-        let child = Command::new("qemu-system-x86_64")
-            .args([
-                "-accel",
-                "tcg,thread=multi",
-                "-cpu",
-                "max",
-                "-smp",
-                "2",
-                "-m",
-                "1024",
-            ])
-            .args([
-                "-nodefaults",
-                "-nographic",
-                "-no-reboot",
-                "-monitor",
-                "none",
-            ])
-            .args(["-serial", "stdio"])
-            .arg("-kernel")
-            .arg(images.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(images.join("initramfs.cpio.gz"))
-            .arg("-append")
-            .arg(format!(
-                "console=ttyS0 panic=-1 edgecam.root=/dev/vda edgecam.vivid={}",
+        let child = super::vm::qemu(
+            dir.path(),
+            &format!(
+                "panic=-1 edgecam.root=/dev/vda edgecam.vivid={}",
                 vivid_options.replace(' ', "+")
-            ))
-            // snapshot=on: the guest's writes go to a temporary overlay,
-            // never into the image.
-            .arg("-drive")
-            .arg(format!(
-                "file={},if=virtio,format=raw,snapshot=on",
-                images.join("systemd/root.img").display()
-            ))
-            .args(["-device", "virtio-serial-pci"])
-            .arg("-chardev")
-            .arg(format!(
-                "socket,id=qga,path={},server=on,wait=off",
-                socket.display()
-            ))
-            .args([
-                "-device",
-                "virtserialport,chardev=qga,name=org.qemu.guest_agent.0",
-            ])
-            .args(["-nic", &nic])
-            .stdin(Stdio::null())
-            .stdout(console)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("qemu-system-x86_64 (package qemu-system-x86)");
+            ),
+            &forwards,
+        )
+        // snapshot=on: the guest's writes go to a temporary overlay,
+        // never into the image.
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=virtio,format=raw,snapshot=on",
+            image_dir().join("systemd/root.img").display()
+        ))
+        .args(["-device", "virtio-serial-pci"])
+        .arg("-chardev")
+        .arg(format!(
+            "socket,id=qga,path={},server=on,wait=off",
+            socket.display()
+        ))
+        .args([
+            "-device",
+            "virtserialport,chardev=qga,name=org.qemu.guest_agent.0",
+        ])
+        .spawn()
+        .expect("qemu-system-x86_64 (package qemu-system-x86)");
         let started = Instant::now();
         let mut vm = Self {
             child: Some(child),

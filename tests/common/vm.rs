@@ -28,8 +28,40 @@ pub struct Vm {
     pub booted: Instant,
 }
 
-fn image_dir() -> PathBuf {
+pub fn image_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/vm")
+}
+
+/// The qemu both guests run: Debian's kernel and the initramfs from
+/// scripts/vm/build under TCG (KVM does not work on this machine), 2 vCPUs,
+/// 1 GiB, the serial console into `dir/console.log`, and user networking
+/// that reaches nothing but the loopback forwards in `forwards` (guest port
+/// → host port). `append` is the rest of the kernel command line; the caller
+/// adds its disks or shares and spawns it.
+pub fn qemu(dir: &Path, append: &str, forwards: &HashMap<u16, u16>) -> Command {
+    let mut nic = "user,model=virtio-net-pci,restrict=on".to_owned();
+    for (guest, host) in forwards {
+        nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    let images = image_dir();
+    let console = std::fs::File::create(dir.join("console.log")).expect("console log");
+    let mut command = Command::new("qemu-system-x86_64");
+    command
+        .args(["-accel", "tcg,thread=multi", "-cpu", "max"])
+        .args(["-smp", "2", "-m", "1024"])
+        .args(["-nodefaults", "-nographic", "-no-reboot"])
+        .args(["-monitor", "none", "-serial", "stdio"])
+        .arg("-kernel")
+        .arg(images.join("vmlinuz"))
+        .arg("-initrd")
+        .arg(images.join("initramfs.cpio.gz"))
+        .arg("-append")
+        .arg(format!("console=ttyS0 {append}"))
+        .args(["-nic", &nic])
+        .stdin(Stdio::null())
+        .stdout(console)
+        .stderr(Stdio::null());
+    command
 }
 
 impl Vm {
@@ -93,54 +125,24 @@ impl Vm {
         script.push_str("wait\n");
         std::fs::write(dir.path().join("job.sh"), script).expect("write job");
 
-        let mut nic = "user,model=virtio-net-pci,restrict=on".to_owned();
-        for (guest, host) in &forwards {
-            nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
-        }
-        let images = image_dir();
-        let console = std::fs::File::create(dir.path().join("console.log")).expect("console log");
-        let child = Command::new("qemu-system-x86_64")
-            .args([
-                "-accel",
-                "tcg,thread=multi",
-                "-cpu",
-                "max",
-                "-smp",
-                "2",
-                "-m",
-                "1024",
-            ])
-            .args([
-                "-nodefaults",
-                "-nographic",
-                "-no-reboot",
-                "-monitor",
-                "none",
-            ])
-            .args(["-serial", "stdio"])
-            .arg("-kernel")
-            .arg(images.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(images.join("initramfs.cpio.gz"))
-            .arg("-append")
-            .arg(format!(
-                "console=ttyS0 quiet panic=-1 edgecam.job={job} edgecam.vivid={}",
+        let child = qemu(
+            dir.path(),
+            &format!(
+                "quiet panic=-1 edgecam.job={job} edgecam.vivid={}",
                 vivid_options.replace(' ', "+")
-            ))
-            .args([
-                "-virtfs",
-                "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap",
-            ])
-            .arg("-virtfs")
-            .arg(format!(
-                "local,path={job},mount_tag=job,security_model=none,multidevs=remap"
-            ))
-            .args(["-nic", &nic])
-            .stdin(Stdio::null())
-            .stdout(console)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("qemu-system-x86_64 (package qemu-system-x86)");
+            ),
+            &forwards,
+        )
+        .args([
+            "-virtfs",
+            "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap",
+        ])
+        .arg("-virtfs")
+        .arg(format!(
+            "local,path={job},mount_tag=job,security_model=none,multidevs=remap"
+        ))
+        .spawn()
+        .expect("qemu-system-x86_64 (package qemu-system-x86)");
         Self {
             child: Some(child),
             dir,
