@@ -38,7 +38,7 @@ const SAMPLE_FIELDS: &[&str] = &[
     "encoded_bytes_total",
 ];
 
-/// The two tests that measure rates take turns: fifty sockets' worth of
+/// The tests here take turns: each runs an encoder, fifty sockets' worth of
 /// JSON in a debug build can take both cores, and a rate measured meanwhile
 /// would say more about the machine than about edgecam.
 static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -218,12 +218,22 @@ fn fifty_clients_and_one_that_never_reads() {
         .filter_map(|s| s["encoded_fps"].as_f64())
         .collect();
     let slowest = fps.iter().copied().fold(f64::MAX, f64::min);
-    let typical = median(fps);
+    let typical = median(fps.clone());
+    // A stalled consumer slowing the video would do it for as long as it
+    // stalls; one slow second alone is the shared machine (18 fps once in CI
+    // with a median of 30), so the slowest tenth of the seconds is bounded.
+    let mut sorted = fps;
+    sorted.sort_by(f64::total_cmp);
+    let tenth = sorted[sorted.len() / 10];
     println!(
-        "video while serving 50 sockets: median {typical:.1} fps, slowest second {slowest:.1} fps"
+        "video while serving 50 sockets: median {typical:.1} fps, slowest tenth {tenth:.1} fps, \
+         slowest second {slowest:.1} fps"
     );
     assert!(typical >= 27.0, "video fell to a median of {typical} fps");
-    assert!(slowest >= 20.0, "video fell to {slowest} fps");
+    assert!(
+        tenth >= 20.0,
+        "video fell to {tenth} fps for a tenth of the time"
+    );
     let rss: Vec<u64> = results[0]
         .iter()
         .filter_map(|s| s["rss_bytes"].as_u64())
@@ -250,6 +260,7 @@ fn fifty_clients_and_one_that_never_reads() {
 
 #[test]
 fn prometheus_endpoint_passes_promtool() {
+    let _turn = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     let edgecam = Edgecam::start(Settings::default());
     std::thread::sleep(Duration::from_millis(1500));
     let reply = common::http("GET", &edgecam.http_url("/metrics"));
