@@ -89,6 +89,17 @@ impl FaultInjector {
         Some(current.kind)
     }
 
+    /// Whether a wedge is in force. Unlike `take_current` it changes
+    /// nothing, so the encoder's look cannot use up an injected error
+    /// before the source raises it.
+    fn wedged(&self) -> bool {
+        self.fault
+            .lock()
+            .ok()
+            .and_then(|fault| *fault)
+            .is_some_and(|fault| fault.kind == FaultKind::Wedge && Instant::now() < fault.until)
+    }
+
     /// Makes `element`'s src pad obey injected faults.
     pub fn watch(&self, element: &gst::Element) -> Result<()> {
         let pad = element
@@ -125,9 +136,7 @@ impl FaultInjector {
     pub fn watch_encoder_input(&self, pad: &gst::Pad) {
         let injector = self.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
-            while injector.take_current() == Some(FaultKind::Wedge)
-                && !pad.pad_flags().contains(gst::PadFlags::FLUSHING)
-            {
+            while injector.wedged() && !pad.pad_flags().contains(gst::PadFlags::FLUSHING) {
                 std::thread::sleep(Duration::from_millis(50));
             }
             gst::PadProbeReturn::Ok
