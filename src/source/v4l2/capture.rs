@@ -183,11 +183,12 @@ fn capture_loop(
     layout: &Option<(Vec<usize>, Vec<i32>)>,
     pool: &mut Option<gst::BufferPool>,
 ) -> Result<()> {
+    let mut frames = Frames::default();
     while !stop.load(Ordering::Relaxed) {
-        let (data, meta) = match stream.next() {
-            Ok(frame) => frame,
+        let (data, meta) = match frames.next(stream) {
+            Ok(Some(frame)) => frame,
             // No frame yet: the stall detector decides when that is a loss.
-            Err(err) if err.kind() == std::io::ErrorKind::TimedOut => continue,
+            Ok(None) => continue,
             Err(err) => return Err(anyhow!("reading a frame failed: {err}")),
         };
         let used = (meta.bytesused as usize).min(data.len());
@@ -227,6 +228,60 @@ fn capture_loop(
         }
     }
     Ok(())
+}
+
+/// Takes frames from the `v4l` crate's mmap stream without ever letting
+/// its `next()` give up half-way. `next()` queues the buffer it handed out
+/// last, then waits for a frame; when that wait times out, the next call
+/// queues the same buffer again, which the driver refuses (EINVAL), and a
+/// camera that is merely slow — a webcam at 5 fps in low light, vivid in
+/// a busy guest — looked unplugged. So once streaming, the wait happens
+/// here, and `next()` is called only when a frame is ready.
+#[derive(Default)]
+struct Frames {
+    /// `next()` has run once: the buffers are queued and the stream is on.
+    streaming: bool,
+    /// A wait inside `next()` timed out (only the first call waits there):
+    /// its buffer is queued, so the frame that fills it must be taken out
+    /// by hand before `next()` may run again.
+    owed: bool,
+}
+
+impl Frames {
+    /// The next frame, or None when none came within [`POLL`].
+    fn next<'s>(
+        &mut self,
+        stream: &'s mut v4l::io::mmap::Stream<'_>,
+    ) -> std::io::Result<Option<(&'s [u8], &'s v4l::buffer::Metadata)>> {
+        if self.streaming {
+            let poll_ms = i32::try_from(POLL.as_millis()).unwrap_or(i32::MAX);
+            match stream.handle().poll(libc::POLLIN, poll_ms) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => return Ok(None),
+                Err(err) => return Err(err),
+            }
+        }
+        if self.owed {
+            // The crate hands out only frames its own next() dequeued, so
+            // this one is dropped; next() queues its buffer again.
+            CaptureStream::dequeue(stream)?;
+            self.owed = false;
+            return Ok(None);
+        }
+        match stream.next() {
+            Ok(frame) => {
+                self.streaming = true;
+                Ok(Some(frame))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::TimedOut => {
+                self.streaming = true;
+                self.owed = true;
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
 }
 
 /// The running time of a frame the driver stamped `driver_ns` on the
