@@ -29,6 +29,7 @@ const SAMPLE_FIELDS: &[&str] = &[
     "clients",
     "cpu_percent",
     "rss_bytes",
+    "rss_anon_bytes",
     "open_fds",
     "soc_temp_c",
     "throttling",

@@ -121,6 +121,12 @@ pub fn render(sample: &Sample) -> String {
     );
     gauge(
         &mut registry,
+        "process_resident_anonymous_memory_bytes",
+        "Resident memory edgecam allocated (heap, anonymous mappings): what a leak grows",
+        sample.rss_anon_bytes.map(|b| b as f64),
+    );
+    gauge(
+        &mut registry,
         "process_open_fds",
         "File descriptors edgecam holds open",
         sample.open_fds.map(|n| n as f64),
