@@ -385,9 +385,9 @@ fn vivid_camera_in_a_vm() {
     );
     // The allocated (anonymous) part is printed beside the total: when the
     // total steps up, it tells code pages mapped in on a path's first run
-    // from memory the process allocated. (In a guest starved of CPU by a
-    // busy host, the total stepped up by ~2 MB a few times and then stayed
-    // flat, and it was allocated memory; see docs/benchmarks.md.)
+    // from memory the process allocated. (It told that random steps of
+    // exactly 2 MB were huge pages under new threads' stacks; edgecam now
+    // turns transparent huge pages off for itself: docs/benchmarks.md.)
     assert!((rss20 - rss1).abs() <= rss1 * 0.05, "RSS {rss1} → {rss20}");
     assert!((fds20 - fds1).abs() <= fds1 * 0.05, "fds {fds1} → {fds20}");
 }
