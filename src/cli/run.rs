@@ -29,6 +29,7 @@ pub use plane::stream_name;
 pub fn run(config: &Config, path: Option<&std::path::Path>) -> Result<()> {
     let started = std::time::Instant::now();
     limit_heap_arenas();
+    no_transparent_huge_pages();
     // The first start after an install scans every GStreamer plugin: many
     // seconds on a small board.
     supervise::extend_timeout(
@@ -200,7 +201,6 @@ fn limit_heap_arenas() {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
-    no_transparent_huge_pages();
 }
 
 /// Where the kernel backs anonymous memory with 2 MB pages whenever it can
