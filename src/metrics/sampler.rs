@@ -241,6 +241,7 @@ fn build_sample(
     let span = last_at.duration_since(first_at).as_secs_f64();
     let rate = |delta: u64| if span > 0.0 { delta as f64 / span } else { 0.0 };
     let latency_count = values.latency_count - first.latency_count;
+    let memory = system::process_resident_memory();
     Sample {
         kind: "sample",
         schema: SCHEMA,
@@ -259,8 +260,8 @@ fn build_sample(
         clients: clients.read(),
         camera: CameraStatus::default(),
         cpu_percent: cpu.percent(),
-        rss_bytes: system::process_rss_bytes(),
-        rss_anon_bytes: system::process_rss_anon_bytes(),
+        rss_bytes: memory.total,
+        rss_anon_bytes: memory.anonymous,
         open_fds: system::process_open_fds(),
         soc_temp_c: system::soc_temperature_c(),
         throttling: system::throttling(),

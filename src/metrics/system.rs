@@ -27,23 +27,31 @@ fn clock_ticks_per_second() -> f64 {
     }
 }
 
-/// Resident memory of this process in bytes.
-pub fn process_rss_bytes() -> Option<u64> {
-    status_bytes("VmRSS:")
+/// Resident memory of this process in bytes, read once for both figures.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResidentMemory {
+    /// All of it.
+    pub total: Option<u64>,
+    /// The part the process allocated itself (heap and anonymous
+    /// mappings): what a leak grows. The rest is code and data mapped from
+    /// files, which enters the count the first time a path runs (a first
+    /// camera loss in the VM test brought 2.7 MB of library and binary
+    /// pages in).
+    pub anonymous: Option<u64>,
 }
 
-/// The part of resident memory the process allocated itself (heap and
-/// anonymous mappings): what a leak grows. The rest of RSS is code and
-/// data mapped from files, which enters the count the first time a path
-/// runs (a first camera loss in the VM test brought 2.7 MB of library and
-/// binary pages in).
-pub fn process_rss_anon_bytes() -> Option<u64> {
-    status_bytes("RssAnon:")
+pub fn process_resident_memory() -> ResidentMemory {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return ResidentMemory::default();
+    };
+    ResidentMemory {
+        total: status_bytes(&status, "VmRSS:"),
+        anonymous: status_bytes(&status, "RssAnon:"),
+    }
 }
 
 /// A `kB` field of /proc/self/status, in bytes.
-fn status_bytes(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+fn status_bytes(status: &str, field: &str) -> Option<u64> {
     let kib: u64 = status
         .lines()
         .find_map(|line| line.strip_prefix(field))?
@@ -150,7 +158,10 @@ mod tests {
 
     #[test]
     fn this_process_is_measurable() {
-        assert!(process_rss_bytes().unwrap_or(0) > 1024 * 1024);
+        let memory = process_resident_memory();
+        assert!(memory.total.unwrap_or(0) > 1024 * 1024);
+        assert!(memory.anonymous.unwrap_or(0) > 0);
+        assert!(memory.anonymous <= memory.total);
         assert!(process_cpu_seconds().is_some());
     }
 }
