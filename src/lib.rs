@@ -1,9 +1,12 @@
 //! edgecam: a camera streaming service for Raspberry-Pi-class boards.
 //!
-//! Data path (see `pipeline`): source → one H.264 encoder → fan-out to the
-//! outputs (`output::rtsp`). The control plane (`cli`, `config`) decides what
-//! to build, supervises it and stops it.
+//! Data path: `source` → `pipeline` (one H.264 encoder per camera, its
+//! streams offered on taps) → `output` (RTSP, HLS, the metrics WebSocket,
+//! each one file on one contract). `app` runs it all; `config` and
+//! `control` decide what runs; `http` serves it; `metrics` and `supervise`
+//! report on it. docs/architecture.md draws the whole of it.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -1,7 +1,6 @@
 //! The subcommands, one module each.
 
 pub mod check_config;
-mod plane;
 pub mod probe;
 pub mod remote;
 pub mod run;

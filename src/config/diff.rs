@@ -1,23 +1,50 @@
 //! What changed between two configurations, and what each change takes to
-//! apply — so a remote edit touches only what it must.
+//! apply — so an edit touches only what it must. The effect of each key is
+//! declared beside its type in `schema` (each section's `EFFECTS`).
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use super::Config;
 
 /// What applying a changed key takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
-    /// Set on the running pipeline; viewers notice nothing but the change.
+    /// Set on what runs; viewers notice nothing but the change.
     Live,
-    /// The camera pipeline and its outputs are rebuilt: RTSP and HLS
-    /// viewers reconnect (their players do so by themselves).
-    Pipeline,
+    /// These outputs restart (their viewers reconnect, as players do by
+    /// themselves); the camera and the other outputs carry on.
+    Restart(&'static [&'static str]),
+    /// The camera pipeline is rebuilt; the outputs stay up, their viewers
+    /// connected, and take the new camera's stream.
+    Camera,
     /// Only a restart of the process applies it.
     Process,
 }
+
+impl Effect {
+    /// How the API names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Effect::Live => "live",
+            Effect::Restart(_) => "restart",
+            Effect::Camera => "camera",
+            Effect::Process => "process",
+        }
+    }
+
+    /// The outputs it restarts.
+    pub fn outputs(self) -> &'static [&'static str] {
+        match self {
+            Effect::Restart(outputs) => outputs,
+            _ => &[],
+        }
+    }
+}
+
+/// A section's keys and their effects. A key naming a table (like
+/// `camera.controls`) covers every key inside it.
+pub type Effects = &'static [(&'static str, Effect)];
 
 /// One changed key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,46 +53,41 @@ pub struct Change {
     pub key: String,
     pub from: Value,
     pub to: Value,
+    #[serde(serialize_with = "effect_name")]
     pub effect: Effect,
+    /// For `restart`: which outputs.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub outputs: &'static [&'static str],
 }
 
-/// The effect of changing `key`.
+fn effect_name<S: Serializer>(effect: &Effect, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(effect.name())
+}
+
+/// The effect of changing `key`, as its section declares it. A key no
+/// section declares (none should: a test checks) takes a restart.
 pub fn effect(key: &str) -> Effect {
-    const LIVE: [&str; 7] = [
-        "http.bind",
-        "encoder.bitrate_kbps",
-        "camera.stall_timeout_ms",
-        "camera.retry_max_s",
-        "camera.fault_injection",
-        "metrics.rate_hz",
-        "metrics.ws_stall_s",
-    ];
-    if LIVE.contains(&key) || key.starts_with("camera.controls.") {
-        Effect::Live
-    } else if ["camera.", "encoder.", "rtsp.", "hls."]
+    let Some((section, rest)) = key.split_once('.') else {
+        return Effect::Process;
+    };
+    Config::SECTIONS
         .iter()
-        .any(|section| key.starts_with(section))
-    {
-        Effect::Pipeline
-    } else {
-        Effect::Process
-    }
+        .find(|(name, _)| *name == section)
+        .and_then(|(_, effects)| {
+            effects.iter().find(|(name, _)| {
+                rest == *name
+                    || rest
+                        .strip_prefix(name)
+                        .is_some_and(|inner| inner.starts_with('.'))
+            })
+        })
+        .map_or(Effect::Process, |(_, effect)| *effect)
 }
 
 /// Every key whose effective value differs (defaults included), in order.
 pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
-    let mut old_leaves = Vec::new();
-    let mut new_leaves = Vec::new();
-    flatten(
-        "",
-        &serde_json::to_value(old).unwrap_or_default(),
-        &mut old_leaves,
-    );
-    flatten(
-        "",
-        &serde_json::to_value(new).unwrap_or_default(),
-        &mut new_leaves,
-    );
+    let old_leaves = leaves(old);
+    let new_leaves = leaves(new);
     let mut keys: Vec<&String> = old_leaves
         .iter()
         .chain(&new_leaves)
@@ -82,14 +104,27 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
     keys.into_iter()
         .filter_map(|key| {
             let (from, to) = (find(&old_leaves, key), find(&new_leaves, key));
+            let effect = effect(key);
             (from != to).then(|| Change {
                 key: key.clone(),
-                effect: effect(key),
+                effect,
+                outputs: effect.outputs(),
                 from: redact(key, from),
                 to: redact(key, to),
             })
         })
         .collect()
+}
+
+/// Every leaf of `config` as (dotted key, value).
+pub fn leaves(config: &Config) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    flatten(
+        "",
+        &serde_json::to_value(config).unwrap_or_default(),
+        &mut out,
+    );
+    out
 }
 
 fn redact(key: &str, value: Value) -> Value {
@@ -130,26 +165,70 @@ mod tests {
         new.encoder.bitrate_kbps = 3000;
         new.camera.width = 640;
         new.http.bind = "127.0.0.1:9000".to_owned();
+        new.hls.window = 3;
         let changes = changes(&old, &new);
         let summary: Vec<(&str, Effect)> =
             changes.iter().map(|c| (c.key.as_str(), c.effect)).collect();
         assert_eq!(
             summary,
             [
-                ("camera.width", Effect::Pipeline),
+                ("camera.width", Effect::Camera),
                 ("encoder.bitrate_kbps", Effect::Live),
+                ("hls.window", Effect::Restart(&["hls"])),
                 ("http.bind", Effect::Live),
             ]
         );
         assert_eq!(changes[1].from, serde_json::json!(2000));
+        let json = serde_json::to_value(&changes[2]).unwrap();
+        assert_eq!(json["effect"], "restart");
+        assert_eq!(json["outputs"], serde_json::json!(["hls"]));
+        let json = serde_json::to_value(&changes[1]).unwrap();
+        assert_eq!(json["effect"], "live");
+        assert!(json.get("outputs").is_none(), "{json}");
     }
 
     #[test]
-    fn camera_controls_apply_live() {
+    fn tables_and_sections_find_their_effects() {
         assert_eq!(effect("camera.controls.brightness"), Effect::Live);
-        assert_eq!(effect("rtsp.path"), Effect::Pipeline);
+        assert_eq!(effect("camera.controlsx"), Effect::Process);
+        assert_eq!(effect("rtsp.path"), Effect::Restart(&["rtsp", "hls"]));
         assert_eq!(effect("metrics.rate_hz"), Effect::Live);
-        assert_eq!(effect("http.bind"), Effect::Live);
         assert_eq!(effect("auth.viewer_token"), Effect::Process);
+        assert_eq!(effect("nonsense"), Effect::Process);
+    }
+
+    /// Every key of the schema has its effect declared, and every
+    /// declaration names a key that exists: the tables cannot drift from
+    /// the types.
+    #[test]
+    fn every_key_declares_its_effect() {
+        let mut config = Config::default();
+        config.camera.controls.insert(
+            "brightness".to_owned(),
+            crate::config::ControlSetting::Int(1),
+        );
+        let keys: Vec<String> = leaves(&config).into_iter().map(|(k, _)| k).collect();
+        for key in &keys {
+            let (section, rest) = key.split_once('.').unwrap();
+            let (_, effects) = Config::SECTIONS
+                .iter()
+                .find(|(name, _)| *name == section)
+                .unwrap_or_else(|| panic!("section {section} declares no effects"));
+            let top = rest.split('.').next().unwrap();
+            assert!(
+                effects.iter().any(|(name, _)| *name == top),
+                "{key} declares no effect"
+            );
+        }
+        for (section, effects) in Config::SECTIONS {
+            for (name, _) in effects {
+                let key = format!("{section}.{name}");
+                assert!(
+                    keys.iter()
+                        .any(|k| *k == key || k.starts_with(&format!("{key}."))),
+                    "{key} has an effect but is no key"
+                );
+            }
+        }
     }
 }

@@ -8,9 +8,11 @@ pub mod diff;
 pub mod patch;
 mod schema;
 pub mod store;
+pub mod units;
 mod validate;
 
 pub use schema::*;
+pub use units::Span;
 pub use validate::{validate, Invalid};
 
 use std::fmt;
@@ -86,7 +88,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     })?;
     validate(&config).map_err(|invalid| {
         error_at(
-            value_span(text, invalid.key),
+            span_of(text, invalid.key, Spot::Value),
             Some(invalid.key.to_owned()),
             invalid.message,
         )
@@ -94,21 +96,39 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// Finds where the value of a dotted key is written, for pointing at it.
-/// `None` when the key is absent (its default was out of range, which a test
-/// rules out for the shipped defaults).
-fn value_span(text: &str, dotted_key: &str) -> Option<std::ops::Range<usize>> {
+/// What of a key to point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spot {
+    /// The key itself (an unknown key).
+    Key,
+    /// Its value (a wrong type, a value out of range).
+    Value,
+}
+
+/// Finds where a dotted key, or its value, is written. `None` when the key
+/// is absent (its default was out of range, which a test rules out for the
+/// shipped defaults; or it is not in a fragment).
+pub fn span_of(text: &str, dotted_key: &str, spot: Spot) -> Option<std::ops::Range<usize>> {
     let root = toml::de::DeTable::parse(text).ok()?;
-    let mut parts = dotted_key.split('.');
-    let mut node = root.get_ref().get(parts.next()?)?;
-    for part in parts {
-        node = node.get_ref().get(part)?;
+    let mut table = root.get_ref();
+    let mut parts = dotted_key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (key, value) = table
+            .iter()
+            .find(|(key, _)| key.get_ref().as_ref() == part)?;
+        if parts.peek().is_none() {
+            return Some(match spot {
+                Spot::Key => key.span(),
+                Spot::Value => value.span(),
+            });
+        }
+        table = value.get_ref().as_table()?;
     }
-    Some(node.span())
+    None
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);

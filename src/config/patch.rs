@@ -62,6 +62,33 @@ fn merge_tables(target: &mut Table, source: &Table) {
     }
 }
 
+/// An error found in the file merged with `fragment`, pointed at where
+/// the writer put the key in the fragment (line and column in what they
+/// sent). A key the fragment does not hold (a rule between two keys) keeps
+/// its place in the merged file, named as such.
+pub fn locate_in_fragment(err: ConfigError, fragment: &str, origin: &str) -> ConfigError {
+    let spot = if err.message.starts_with("unknown field") {
+        super::Spot::Key
+    } else {
+        super::Spot::Value
+    };
+    let span = err
+        .key
+        .as_deref()
+        .and_then(|key| super::span_of(fragment, key, spot));
+    match span {
+        Some(span) => ConfigError {
+            origin: origin.to_owned(),
+            position: Some(super::line_column(fragment, span.start)),
+            ..err
+        },
+        None => ConfigError {
+            origin: "the configuration with the change merged in".to_owned(),
+            ..err
+        },
+    }
+}
+
 /// The text with every secret that has a value replaced by [`REDACTED`].
 pub fn redact(text: &str) -> String {
     let Ok(mut document) = text.parse::<DocumentMut>() else {
@@ -139,6 +166,22 @@ mod tests {
         let err = merge(BASE, "[encoder]\nbitrate_kbps = = 3\n", "patch").unwrap_err();
         assert_eq!(err.origin, "patch");
         assert_eq!(err.position.map(|p| p.0), Some(2), "{err}");
+    }
+
+    #[test]
+    fn errors_point_into_the_fragment_that_was_sent() {
+        let base = "# notes\n\n[rtsp]\nport = 8554\n\n[camera]\nwidth = 640\n";
+        for (fragment, position) in [
+            ("camera.fps = 500\n", (1, 14)),
+            ("[camera]\nfps = \"fast\"\n", (2, 7)),
+            ("[camera]\nfsp = 5\n", (2, 1)),
+        ] {
+            let merged = merge(base, fragment, "patch").unwrap();
+            let err = super::super::parse(&merged, "patch").unwrap_err();
+            let err = locate_in_fragment(err, fragment, "patch");
+            assert_eq!(err.origin, "patch", "{fragment}: {err}");
+            assert_eq!(err.position, Some(position), "{fragment}: {err}");
+        }
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! The typed configuration. Defaults live in `const DEFAULT_*` beside the
 //! types and must agree with the repository's `config.toml` (a unit test
-//! checks that the two never drift apart).
+//! checks that the two never drift apart). What changing each key takes is
+//! declared here too, in each section's `EFFECTS` (a unit test checks that
+//! every key has one).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use super::diff::{Effect, Effects};
+use super::units::Span;
 
 pub const DEFAULT_WIDTH: u32 = 1280;
 pub const DEFAULT_HEIGHT: u32 = 720;
@@ -18,6 +23,9 @@ pub const DEFAULT_RTSP_PATH: &str = "/cam";
 pub const DEFAULT_SESSION_TIMEOUT_S: u32 = 60;
 pub const DEFAULT_CLEANUP_INTERVAL_S: u32 = 5;
 pub const DEFAULT_HTTP_BIND: &str = "0.0.0.0:8080";
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: u32 = 256;
+pub const DEFAULT_HTTP_HEADER_TIMEOUT: Span = Span::from_secs(10);
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: Span = Span::from_secs(60);
 pub const DEFAULT_HLS_SEGMENT_S: u32 = 1;
 pub const DEFAULT_HLS_WINDOW: u32 = 6;
 pub const DEFAULT_METRICS_RATE_HZ: u32 = 10;
@@ -36,6 +44,26 @@ pub struct Config {
     pub auth: AuthConfig,
     pub api: ApiConfig,
 }
+
+impl Config {
+    /// Each section's name and the effects of its keys.
+    pub const SECTIONS: [(&'static str, Effects); 8] = [
+        ("camera", CameraConfig::EFFECTS),
+        ("encoder", EncoderConfig::EFFECTS),
+        ("rtsp", RtspConfig::EFFECTS),
+        ("http", HttpConfig::EFFECTS),
+        ("hls", HlsConfig::EFFECTS),
+        ("metrics", MetricsConfig::EFFECTS),
+        ("auth", AuthConfig::EFFECTS),
+        ("api", ApiConfig::EFFECTS),
+    ];
+}
+
+/// Outputs named in effects (see `output::catalogue`).
+const RTSP: &[&str] = &["rtsp"];
+const HLS: &[&str] = &["hls"];
+/// The HLS playlist is named after the RTSP path.
+const RTSP_AND_HLS: &[&str] = &["rtsp", "hls"];
 
 /// Where frames come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
@@ -65,6 +93,23 @@ pub struct CameraConfig {
     pub format: CaptureFormat,
     /// Control name → value, applied whenever the camera opens.
     pub controls: BTreeMap<String, ControlSetting>,
+}
+
+impl CameraConfig {
+    /// What the camera is and how it is read needs a new camera pipeline;
+    /// recovery timings and controls apply to the running one.
+    pub const EFFECTS: Effects = &[
+        ("source", Effect::Camera),
+        ("device", Effect::Camera),
+        ("width", Effect::Camera),
+        ("height", Effect::Camera),
+        ("fps", Effect::Camera),
+        ("stall_timeout_ms", Effect::Live),
+        ("retry_max_s", Effect::Live),
+        ("fault_injection", Effect::Live),
+        ("format", Effect::Camera),
+        ("controls", Effect::Live),
+    ];
 }
 
 /// The pixel format asked of a V4L2 camera.
@@ -174,6 +219,16 @@ pub struct EncoderConfig {
     pub profile: H264Profile,
 }
 
+impl EncoderConfig {
+    /// Encoders change their bitrate on the fly; the rest is a new encoder.
+    pub const EFFECTS: Effects = &[
+        ("kind", Effect::Camera),
+        ("bitrate_kbps", Effect::Live),
+        ("keyframe_interval", Effect::Camera),
+        ("profile", Effect::Camera),
+    ];
+}
+
 impl Default for EncoderConfig {
     fn default() -> Self {
         Self {
@@ -198,6 +253,17 @@ pub struct RtspConfig {
     pub password: String,
 }
 
+impl RtspConfig {
+    pub const EFFECTS: Effects = &[
+        ("port", Effect::Restart(RTSP)),
+        ("path", Effect::Restart(RTSP_AND_HLS)),
+        ("session_timeout_s", Effect::Restart(RTSP)),
+        ("cleanup_interval_s", Effect::Restart(RTSP)),
+        ("user", Effect::Restart(RTSP)),
+        ("password", Effect::Restart(RTSP)),
+    ];
+}
+
 impl Default for RtspConfig {
     fn default() -> Self {
         Self {
@@ -216,14 +282,37 @@ impl Default for RtspConfig {
 pub struct HttpConfig {
     /// `IP:PORT`; checked by validation.
     pub bind: String,
+    /// Connections served at once; beyond it, the connection that has
+    /// waited longest without sending a request is closed to make room.
+    pub max_connections: u32,
+    /// A client must send a whole request header within this time of
+    /// connecting, or of its previous response (then it is idle).
+    pub header_timeout: Span,
+    /// A connection on which nothing moves either way for this long is
+    /// closed (a player that stopped reading a response).
+    pub idle_timeout: Span,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             bind: DEFAULT_HTTP_BIND.to_owned(),
+            max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HTTP_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_HTTP_IDLE_TIMEOUT,
         }
     }
+}
+
+impl HttpConfig {
+    /// The server moves to a new address, or takes new limits for the
+    /// connections it accepts from then on.
+    pub const EFFECTS: Effects = &[
+        ("bind", Effect::Live),
+        ("max_connections", Effect::Live),
+        ("header_timeout", Effect::Live),
+        ("idle_timeout", Effect::Live),
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -235,6 +324,15 @@ pub struct HlsConfig {
     pub window: u32,
     /// Empty means "a RAM-backed runtime directory" (see `output::hls`).
     pub dir: String,
+}
+
+impl HlsConfig {
+    pub const EFFECTS: Effects = &[
+        ("enabled", Effect::Restart(HLS)),
+        ("segment_s", Effect::Restart(HLS)),
+        ("window", Effect::Restart(HLS)),
+        ("dir", Effect::Restart(HLS)),
+    ];
 }
 
 impl Default for HlsConfig {
@@ -253,6 +351,10 @@ impl Default for HlsConfig {
 pub struct MetricsConfig {
     pub rate_hz: u32,
     pub ws_stall_s: u32,
+}
+
+impl MetricsConfig {
+    pub const EFFECTS: Effects = &[("rate_hz", Effect::Live), ("ws_stall_s", Effect::Live)];
 }
 
 impl Default for MetricsConfig {
@@ -276,6 +378,15 @@ pub struct AuthConfig {
     pub viewer_token: String,
 }
 
+impl AuthConfig {
+    /// Tokens are read once, at start.
+    pub const EFFECTS: Effects = &[
+        ("admin_token", Effect::Process),
+        ("admin_token_file", Effect::Process),
+        ("viewer_token", Effect::Process),
+    ];
+}
+
 /// The remote configuration endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -285,6 +396,13 @@ pub struct ApiConfig {
     pub confirm_s: u32,
     /// Largest request body accepted, in KiB.
     pub max_body_kib: u32,
+}
+
+impl ApiConfig {
+    pub const EFFECTS: Effects = &[
+        ("confirm_s", Effect::Process),
+        ("max_body_kib", Effect::Process),
+    ];
 }
 
 pub const DEFAULT_CONFIRM_S: u32 = 5;

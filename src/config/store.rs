@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+/// Temporary files of a write in progress are named so, beside the file.
+pub const TEMPORARY_PREFIX: &str = ".edgecam-config-";
+
 /// A short, stable name for one exact text of the file.
 pub fn revision(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
@@ -38,7 +41,7 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
         _ => Path::new("."),
     };
     let mut file = tempfile::Builder::new()
-        .prefix(".edgecam-config-")
+        .prefix(TEMPORARY_PREFIX)
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     file.write_all(text.as_bytes())

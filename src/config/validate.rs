@@ -2,6 +2,7 @@
 //! failure names the key path so the loader can point at the line.
 
 use super::schema::Config;
+use super::units::Span;
 
 /// One rule a value broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,22 @@ fn check_even(key: &'static str, value: u32) -> Result<(), Invalid> {
         Err(Invalid {
             key,
             message: format!("{value} is odd: H.264 uses 4:2:0 chroma, so sizes must be even"),
+        })
+    }
+}
+
+fn check_span(key: &'static str, span: Span, min_s: u64, max_s: u64) -> Result<(), Invalid> {
+    let ms = span.duration().as_millis();
+    if (u128::from(min_s) * 1000..=u128::from(max_s) * 1000).contains(&ms) {
+        Ok(())
+    } else {
+        Err(Invalid {
+            key,
+            message: format!(
+                "{span} is out of range: must be {}–{}",
+                Span::from_secs(min_s),
+                Span::from_secs(max_s)
+            ),
         })
     }
 }
@@ -118,6 +135,16 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
         60,
         " s",
     )?;
+    let http = &config.http;
+    check_range(
+        "http.max_connections",
+        http.max_connections.into(),
+        8,
+        65_536,
+        " connections",
+    )?;
+    check_span("http.header_timeout", http.header_timeout, 1, 600)?;
+    check_span("http.idle_timeout", http.idle_timeout, 1, 3600)?;
     check_range("api.confirm_s", config.api.confirm_s.into(), 1, 60, " s")?;
     check_range(
         "api.max_body_kib",

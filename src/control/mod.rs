@@ -4,7 +4,6 @@
 //! pipeline), confirmed by frames still reaching the outputs, and only then
 //! written to disk — or rolled back with the reason.
 
-pub mod apply;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -15,12 +14,29 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::config::diff::{self, Change, Effect};
 use crate::config::{self, patch, store, Config, ConfigError};
-use crate::metrics::counters::StreamCounters;
+use crate::pipeline::counters::StreamCounters;
 
-/// A configuration for the supervisor to bring the pipeline to.
+/// A configuration for the app to bring what runs to.
 pub struct ApplyRequest {
     pub config: Config,
-    pub reply: oneshot::Sender<Result<(), String>>,
+    pub reply: oneshot::Sender<Result<(), ApplyError>>,
+}
+
+/// Why a configuration was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyError {
+    /// Not now (the camera is being reopened): nothing was changed.
+    Busy(String),
+    /// It was tried and did not work.
+    Failed(String),
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApplyError::Busy(reason) | ApplyError::Failed(reason) => f.write_str(reason),
+        }
+    }
 }
 
 /// The file, as text and as settings, that is in force.
@@ -69,6 +85,8 @@ pub enum WriteError {
     NoFile,
     /// The new settings did not work; the old ones run again.
     RolledBack(String),
+    /// Nothing was tried: edgecam cannot take the change right now.
+    Busy(String),
     /// Writing the file failed; the old settings run again.
     NotPersisted(String),
 }
@@ -105,7 +123,7 @@ impl ConfigService {
     pub async fn validate(&self, text: &str) -> Result<Vec<Change>, ConfigError> {
         let current = self.current.lock().await;
         let text = patch::restore_secrets(text, &current.text);
-        let config = config::parse(&text, "request body")?;
+        let config = config::parse(&text, REQUEST_BODY)?;
         Ok(diff::changes(&current.config, &config))
     }
 
@@ -117,11 +135,15 @@ impl ConfigService {
         .await
     }
 
-    /// Merges the TOML `fragment` into the file, key by key.
+    /// Merges the TOML `fragment` into the file, key by key. Errors point
+    /// into the fragment, where the writer can find them.
     pub async fn patch(&self, fragment: &str, if_match: &str) -> Result<Written, WriteError> {
         self.write(if_match, |current| {
-            let merged = patch::merge(current, fragment, "request body")?;
-            Ok(patch::restore_secrets(&merged, current))
+            let merged = patch::merge(current, fragment, REQUEST_BODY)?;
+            let merged = patch::restore_secrets(&merged, current);
+            config::parse(&merged, REQUEST_BODY)
+                .map_err(|err| patch::locate_in_fragment(err, fragment, REQUEST_BODY))?;
+            Ok(merged)
         })
         .await
     }
@@ -137,14 +159,17 @@ impl ConfigService {
             return Err(WriteError::Stale { current: revision });
         }
         let text = edit(&current.text).map_err(WriteError::Invalid)?;
-        let config = config::parse(&text, "request body").map_err(WriteError::Invalid)?;
+        let config = config::parse(&text, REQUEST_BODY).map_err(WriteError::Invalid)?;
         let changes = plan(&current.config, &config).map_err(WriteError::NeedsRestart)?;
         let Some(path) = self.path.clone() else {
             return Err(WriteError::NoFile);
         };
         self.apply_confirmed(&current.config, &config, &changes)
             .await
-            .map_err(WriteError::RolledBack)?;
+            .map_err(|err| match err {
+                ApplyError::Busy(reason) => WriteError::Busy(reason),
+                ApplyError::Failed(reason) => WriteError::RolledBack(reason),
+            })?;
         let persisted = {
             let text = text.clone();
             tokio::task::spawn_blocking(move || store::replace(&path, &text))
@@ -209,12 +234,19 @@ impl ConfigService {
                 return Reloaded::NotApplied;
             }
         };
-        if let Err(reason) = self
+        match self
             .apply_confirmed(&current.config, &config, &changes)
             .await
         {
-            tracing::warn!("{why}: rolled back: {reason}");
-            return Reloaded::NotApplied;
+            Ok(()) => {}
+            Err(ApplyError::Busy(reason)) => {
+                tracing::warn!("{why}: not applied now: {reason}");
+                return Reloaded::NotApplied;
+            }
+            Err(ApplyError::Failed(reason)) => {
+                tracing::warn!("{why}: rolled back: {reason}");
+                return Reloaded::NotApplied;
+            }
         }
         tracing::info!(changes = changes.len(), "{why}: configuration reloaded");
         current.text = text;
@@ -229,21 +261,28 @@ impl ConfigService {
         running: &Config,
         wanted: &Config,
         changes: &[Change],
-    ) -> Result<(), String> {
+    ) -> Result<(), ApplyError> {
         if changes.is_empty() {
             return Ok(());
         }
         let confirm = Duration::from_secs(wanted.api.confirm_s.into());
         let confirmed = self.apply_and_confirm(wanted, confirm).await;
-        if confirmed.is_err() {
-            self.roll_back(running).await;
+        match &confirmed {
+            // Nothing was changed: nothing to undo.
+            Err(ApplyError::Busy(_)) | Ok(()) => {}
+            Err(ApplyError::Failed(_)) => self.roll_back(running).await,
         }
         confirmed
     }
 
     /// Has the supervisor apply `config`, then waits until frames are
     /// still reaching the outputs.
-    async fn apply_and_confirm(&self, config: &Config, confirm: Duration) -> Result<(), String> {
+    async fn apply_and_confirm(
+        &self,
+        config: &Config,
+        confirm: Duration,
+    ) -> Result<(), ApplyError> {
+        let stopping = || ApplyError::Busy("edgecam is stopping".to_owned());
         let (reply, applied) = oneshot::channel();
         self.apply
             .send(ApplyRequest {
@@ -251,10 +290,8 @@ impl ConfigService {
                 reply,
             })
             .await
-            .map_err(|_| "edgecam is stopping".to_owned())?;
-        applied
-            .await
-            .map_err(|_| "edgecam is stopping".to_owned())??;
+            .map_err(|_| stopping())?;
+        applied.await.map_err(|_| stopping())??;
         let before = self.counters.read().encoded_frames;
         let deadline = Instant::now() + confirm;
         while Instant::now() < deadline {
@@ -263,10 +300,10 @@ impl ConfigService {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(format!(
+        Err(ApplyError::Failed(format!(
             "no frame reached the outputs within {} s after the change",
             confirm.as_secs()
-        ))
+        )))
     }
 
     async fn roll_back(&self, config: &Config) {
@@ -283,6 +320,9 @@ impl ConfigService {
         tracing::warn!("configuration change rolled back");
     }
 }
+
+/// What the API calls a write's text in errors.
+const REQUEST_BODY: &str = "request body";
 
 /// The changes from `running` to `wanted`, or — when there are any — those
 /// among them that only a restart of the process applies.

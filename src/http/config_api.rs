@@ -146,6 +146,12 @@ fn written(outcome: Result<crate::control::Written, WriteError>) -> Response {
             "edgecam runs on its built-in configuration; start it with --config FILE \
              to change the configuration remotely",
         ),
+        Err(WriteError::Busy(reason)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+            Json(json!({ "error": format!("not applied, nothing was changed: {reason}") })),
+        )
+            .into_response(),
         Err(WriteError::RolledBack(reason)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("the change did not work and was rolled back: {reason}"),

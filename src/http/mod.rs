@@ -1,6 +1,7 @@
-//! The web server: the dashboard, HLS files, the metrics WebSocket,
-//! Prometheus and the health check. It runs on the tokio runtime beside the
-//! rest.
+//! The web server: the dashboard, Prometheus, the health check, the
+//! configuration and control API, and the routes each output declares (the
+//! HLS files, the metrics WebSocket, …). It runs on the tokio runtime
+//! beside the rest; `server` is its accept loop and connection limits.
 
 pub mod auth;
 mod config_api;
@@ -8,55 +9,61 @@ mod controls;
 mod dashboard;
 mod fault;
 mod health;
-mod hls;
 mod metrics;
-mod ws;
+mod outputs;
+pub mod server;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 
 use crate::metrics::Metrics;
+use crate::pipeline::inventory::Inventory;
+
+/// Asks the app to break a running output on purpose (fault injection):
+/// `Err` with the reason when there is no such output running.
+pub type BreakOutput = Arc<
+    dyn Fn(&str) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
     /// Frames and bytes through the camera pipeline (health reads them).
-    pub counters: crate::metrics::counters::StreamCounters,
-    /// Where HLS files are; `None` when HLS is off. Replaced when the
-    /// pipeline is rebuilt.
-    pub hls_dir: std::sync::Arc<std::sync::RwLock<Option<PathBuf>>>,
+    pub counters: crate::pipeline::counters::StreamCounters,
     pub metrics: Metrics,
-    /// A metrics WebSocket client that takes nothing for this many seconds
-    /// is dropped (changes live).
-    pub ws_stall_s: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Every running pipeline, counted in `/metrics`.
+    pub inventory: Inventory,
     /// Fault injection into the test source…
     pub faults: crate::source::fault::FaultInjector,
     /// …offered only while `camera.fault_injection` is true.
-    pub fault_injection: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub fault_injection: Arc<AtomicBool>,
+    pub break_output: BreakOutput,
     /// The camera's controls.
     pub controls: crate::source::v4l2::SharedControls,
     /// Remote configuration.
-    pub config: std::sync::Arc<crate::control::ConfigService>,
+    pub config: Arc<crate::control::ConfigService>,
     /// The tokens guarding admin and viewer routes.
     pub guard: auth::SharedGuard,
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
 }
 
-/// Every route: method, path, and who may use it. The router is built from
-/// this table, so the tests that check the guards can enumerate it.
+/// The server's own routes: method, path, and who may use it. Outputs add
+/// theirs (see [`Route`]); `app::routes` lists them all.
 pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/", Access::Open),
     ("GET", "/assets/{name}", Access::Open),
     ("GET", "/healthz", Access::Open),
-    ("GET", "/hls/{file}", Access::Viewer),
     ("GET", "/metrics", Access::Viewer),
-    ("GET", "/api/metrics/ws", Access::Viewer),
+    ("GET", "/api/outputs", Access::Viewer),
+    ("POST", "/api/outputs/{name}/fault", Access::Admin),
     ("GET", "/api/camera/controls", Access::Viewer),
     ("GET", "/api/camera/controls/{name}", Access::Viewer),
     ("PUT", "/api/camera/controls/{name}", Access::Admin),
@@ -78,16 +85,24 @@ pub enum Access {
     Admin,
 }
 
+/// A route an output serves, with its own handler state.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: MethodRouter,
+}
+
 /// The handler for a route of [`ROUTES`].
-fn handler(method: &str, path: &str) -> Option<axum::routing::MethodRouter<AppState>> {
+fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
     use axum::routing::{patch, post, put};
     Some(match (method, path) {
         ("GET", "/") => get(dashboard::index),
         ("GET", "/assets/{name}") => get(dashboard::asset),
         ("GET", "/healthz") => get(health::healthz),
-        ("GET", "/hls/{file}") => get(hls::file),
         ("GET", "/metrics") => get(metrics::metrics),
-        ("GET", "/api/metrics/ws") => get(ws::metrics_ws),
+        ("GET", "/api/outputs") => get(outputs::list),
+        ("POST", "/api/outputs/{name}/fault") => post(outputs::inject),
         ("GET", "/api/camera/controls") => get(controls::list),
         ("GET", "/api/camera/controls/{name}") => get(controls::get_one),
         ("PUT", "/api/camera/controls/{name}") => put(controls::set),
@@ -100,29 +115,40 @@ fn handler(method: &str, path: &str) -> Option<axum::routing::MethodRouter<AppSt
     })
 }
 
-pub fn router(state: AppState) -> Router {
+/// Puts the token check for `access` in front of `route`.
+fn guarded<S: Clone + Send + Sync + 'static>(
+    route: MethodRouter<S>,
+    access: Access,
+    guard: &auth::SharedGuard,
+) -> MethodRouter<S> {
+    let role = match access {
+        Access::Open => return route,
+        Access::Viewer => auth::Role::Viewer,
+        Access::Admin => auth::Role::Admin,
+    };
+    route.layer(axum::middleware::from_fn_with_state(
+        (guard.clone(), role),
+        auth::require,
+    ))
+}
+
+/// The whole router: the server's routes and the outputs' `routes`.
+pub fn router(state: AppState, output_routes: Vec<Route>) -> Router {
+    let guard = state.guard.clone();
+    let max_body = state.max_body;
     let mut router = Router::new();
     for &(method, path, access) in ROUTES {
-        let Some(mut route) = handler(method, path) else {
+        let Some(route) = handler(method, path) else {
             tracing::error!("no handler for {method} {path}");
             continue;
         };
-        let role = match access {
-            Access::Open => None,
-            Access::Viewer => Some(auth::Role::Viewer),
-            Access::Admin => Some(auth::Role::Admin),
-        };
-        if let Some(role) = role {
-            route = route.layer(axum::middleware::from_fn_with_state(
-                (state.guard.clone(), role),
-                auth::require,
-            ));
-        }
-        router = router.route(path, route);
+        router = router.route(path, guarded(route, access, &guard));
     }
-    router
-        .layer(axum::extract::DefaultBodyLimit::max(state.max_body))
-        .with_state(state)
+    let mut router = router.with_state(state);
+    for route in output_routes {
+        router = router.route(route.path, guarded(route.handler, route.access, &guard));
+    }
+    router.layer(axum::extract::DefaultBodyLimit::max(max_body))
 }
 
 /// Binds `bind` (an `IP:PORT` already validated by the config), naming the
@@ -136,16 +162,10 @@ pub async fn bind(bind: &str) -> Result<tokio::net::TcpListener> {
         .with_context(|| format!("http.bind {bind} cannot be used"))
 }
 
-/// Serves until `shutdown` completes, then finishes open requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    // Client addresses let HLS count its viewers.
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")
+/// The `token` query parameter (players and `<img>` cannot set headers).
+pub fn query_token(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .map(str::to_owned)
 }

@@ -3,12 +3,13 @@
 //! schema is documented in `docs/metrics.md`; bump [`SCHEMA`] when a field
 //! changes meaning or disappears.
 
-pub mod counters;
 pub mod prometheus;
+pub mod registry;
 mod sampler;
 pub mod system;
 
-pub use sampler::{spawn, ClientCounts, Clients, Hello, HlsViewers, Metrics, Sample};
+pub use registry::Registry;
+pub use sampler::{spawn, CameraDescription, Metrics, Sample};
 
 /// Version of the WebSocket JSON schema.
 pub const SCHEMA: u32 = 1;

@@ -10,7 +10,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::registry::OutputState;
 use super::Sample;
+use crate::pipeline::inventory::PipelineSummary;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutputLabel {
@@ -31,9 +33,10 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: Option<f64>) {
     }
 }
 
-/// Renders one scrape. A registry per scrape keeps this stateless: the
-/// sampler owns the numbers, this only formats them.
-pub fn render(sample: &Sample) -> String {
+/// Renders one scrape with the pipelines running now. A registry per
+/// scrape keeps this stateless: the sampler owns the numbers, this only
+/// formats them.
+pub fn render(sample: &Sample, pipelines: &[PipelineSummary]) -> String {
     let mut registry = Registry::with_prefix("edgecam");
     counter(
         &mut registry,
@@ -76,6 +79,24 @@ pub fn render(sample: &Sample) -> String {
         "camera_live",
         "1 while the camera delivers, 0 while the slate is shown",
         Some(f64::from(u8::from(sample.camera.state == "live"))),
+    );
+    gauge(
+        &mut registry,
+        "camera_opening",
+        "1 while the camera is being reopened after a loss",
+        Some(f64::from(u8::from(sample.camera.opening))),
+    );
+    gauge(
+        &mut registry,
+        "pipelines",
+        "GStreamer pipelines running (the camera, one per output, one per RTSP media)",
+        Some(pipelines.len() as f64),
+    );
+    gauge(
+        &mut registry,
+        "encoders",
+        "Video encoders in all running pipelines: one per camera, whatever the viewers",
+        Some(pipelines.iter().map(|p| p.encoders.len()).sum::<usize>() as f64),
     );
     gauge(
         &mut registry,
@@ -149,19 +170,38 @@ pub fn render(sample: &Sample) -> String {
         "Seconds since edgecam started",
         Some(sample.uptime_s),
     );
+    let label = |output: &str| OutputLabel {
+        output: output.to_owned(),
+    };
     let clients = Family::<OutputLabel, Gauge>::default();
-    for (output, count) in [
-        ("rtsp", sample.clients.rtsp),
-        ("hls", sample.clients.hls),
-        ("ws", sample.clients.ws),
-    ] {
-        clients
-            .get_or_create(&OutputLabel {
-                output: output.to_owned(),
-            })
-            .set(count as i64);
+    for (output, count) in &sample.clients {
+        clients.get_or_create(&label(output)).set(*count as i64);
     }
     registry.register("clients", "Viewers connected, per output", clients);
+    let joins = Family::<OutputLabel, Counter>::default();
+    for (output, count) in &sample.viewer_joins {
+        joins.get_or_create(&label(output)).inc_by(*count);
+    }
+    registry.register(
+        "viewer_joins",
+        "Viewers who joined, per output (a viewer that reconnects joins again)",
+        joins,
+    );
+    let up = Family::<OutputLabel, Gauge>::default();
+    let restarts = Family::<OutputLabel, Counter>::default();
+    for (output, report) in &sample.outputs {
+        let running = report.state == OutputState::Running;
+        up.get_or_create(&label(output)).set(i64::from(running));
+        restarts
+            .get_or_create(&label(output))
+            .inc_by(report.restarts);
+    }
+    registry.register("output_up", "1 while the output runs, per output", up);
+    registry.register(
+        "output_restarts",
+        "Restarts of an output after it failed, per output",
+        restarts,
+    );
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &registry);

@@ -3,19 +3,19 @@
 //! client holds its own bounded position in the broadcast ring, so a slow
 //! one loses its oldest samples and nobody else notices.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 
-use super::counters::{CounterValues, StreamCounters};
+use super::registry::{OutputReport, Registry};
 use super::system::{self, CpuMeter, Throttling};
 use super::SCHEMA;
+use crate::pipeline::counters::{CounterValues, StreamCounters};
 use crate::pipeline::recovery::{CameraStatus, SharedStatus};
 use crate::source::identity::unix_time_us;
 
@@ -25,25 +25,12 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Samples a WebSocket client may fall behind before it loses the oldest.
 const QUEUE: usize = 32;
 
-/// The first message on the socket: what this device is and streams.
-#[derive(Debug, Clone, Serialize)]
-pub struct Hello {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub schema: u32,
-    pub device: String,
-    pub version: &'static str,
+/// What the `hello` message says about the camera, set by whoever builds
+/// the camera pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct CameraDescription {
     pub camera: serde_json::Value,
     pub encoder: serde_json::Value,
-    pub outputs: serde_json::Value,
-    pub sample_rate_hz: u32,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ClientCounts {
-    pub rtsp: usize,
-    pub hls: usize,
-    pub ws: usize,
 }
 
 /// One periodic reading. Field meanings and units: docs/metrics.md.
@@ -62,7 +49,12 @@ pub struct Sample {
     pub bitrate_kbps: f64,
     pub dropped_frames: u64,
     pub capture_to_encode_ms: Option<f64>,
-    pub clients: ClientCounts,
+    /// Viewers per output (see `registry`).
+    pub clients: BTreeMap<&'static str, usize>,
+    /// Viewers who ever joined, per output.
+    pub viewer_joins: BTreeMap<&'static str, u64>,
+    /// Each output's state and restarts.
+    pub outputs: BTreeMap<&'static str, OutputReport>,
     pub camera: CameraStatus,
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<u64>,
@@ -76,78 +68,68 @@ pub struct Sample {
     pub encoded_bytes_total: u64,
 }
 
-/// HLS has no sessions: a viewer is an address that fetched the playlist
-/// recently.
-#[derive(Clone, Default)]
-pub struct HlsViewers {
-    seen: Arc<Mutex<HashMap<IpAddr, Instant>>>,
-}
-
-impl HlsViewers {
-    pub fn saw(&self, address: IpAddr) {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(address, Instant::now());
-        }
-    }
-
-    /// Addresses seen within `recent`; older ones are forgotten.
-    pub fn count(&self, recent: Duration) -> usize {
-        let Ok(mut seen) = self.seen.lock() else {
-            return 0;
-        };
-        seen.retain(|_, at| at.elapsed() <= recent);
-        seen.len()
-    }
-}
-
-/// Live viewer counts, shared with the outputs that know them.
-#[derive(Clone, Default)]
-pub struct Clients {
-    pub rtsp: Arc<AtomicUsize>,
-    pub ws: Arc<AtomicUsize>,
-    pub hls: HlsViewers,
-    /// An HLS viewer counts while it fetched the playlist this recently.
-    pub hls_recent: Duration,
-}
-
-impl Clients {
-    fn read(&self) -> ClientCounts {
-        ClientCounts {
-            rtsp: self.rtsp.load(Ordering::Relaxed),
-            hls: self.hls.count(self.hls_recent),
-            ws: self.ws.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// The running sampler's outputs, and the handles that re-point it when
-/// the pipeline is rebuilt or the rate changes (subscribers stay).
+/// The running sampler's outputs, and the handles that follow a rebuilt
+/// camera or a new rate (subscribers stay).
 #[derive(Clone)]
 pub struct Metrics {
     samples: broadcast::Sender<Arc<str>>,
     latest: watch::Receiver<Option<Sample>>,
-    hello: watch::Sender<Arc<str>>,
-    encoder_queue: watch::Sender<gst::Element>,
+    camera: Arc<RwLock<CameraDescription>>,
+    encoder_queue: watch::Sender<Option<gst::Element>>,
     rate_hz: watch::Sender<u32>,
-    pub clients: Clients,
+    /// Seconds a WebSocket client may take nothing before it is dropped.
+    client_stall_s: Arc<AtomicU32>,
+    pub registry: Registry,
 }
 
 impl Metrics {
-    /// The `hello` message for a new client.
-    pub fn hello(&self) -> Arc<str> {
-        self.hello.borrow().clone()
+    /// The `hello` message for a new client, from what runs now.
+    pub fn hello(&self) -> String {
+        let camera = self.camera.read().map(|c| c.clone()).unwrap_or_default();
+        let mut outputs: serde_json::Map<String, serde_json::Value> = self
+            .registry
+            .outputs()
+            .into_iter()
+            .map(|(name, report)| (name.to_owned(), report.description))
+            .collect();
+        outputs.insert("prometheus".to_owned(), "/metrics".into());
+        let hello = Hello {
+            kind: "hello",
+            schema: SCHEMA,
+            device: hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            version: env!("CARGO_PKG_VERSION"),
+            camera: camera.camera,
+            encoder: camera.encoder,
+            outputs: outputs.into(),
+            sample_rate_hz: *self.rate_hz.borrow(),
+        };
+        serde_json::to_string(&hello).unwrap_or_default()
     }
 
-    /// Follows a rebuilt pipeline: its encoder queue and its description.
-    pub fn retarget(&self, encoder_queue: gst::Element, hello: &Hello) {
-        self.encoder_queue.send_replace(encoder_queue);
-        self.hello
-            .send_replace(serde_json::to_string(hello).unwrap_or_default().into());
+    /// Follows a (re)built camera: its description and the queue in front
+    /// of its encoder (frames in it are late, not dropped).
+    pub fn follow_camera(&self, description: CameraDescription, encoder_queue: gst::Element) {
+        if let Ok(mut camera) = self.camera.write() {
+            *camera = description;
+        }
+        self.encoder_queue.send_replace(Some(encoder_queue));
     }
 
     /// Samples per second from now on.
     pub fn set_rate(&self, rate_hz: u32) {
         self.rate_hz.send_replace(rate_hz.max(1));
+    }
+
+    /// How long a client may take nothing before it is dropped (for the
+    /// clients that connect from now on).
+    pub fn set_client_stall(&self, seconds: u32) {
+        self.client_stall_s.store(seconds, Ordering::Relaxed);
+    }
+
+    pub fn client_stall(&self) -> Duration {
+        Duration::from_secs(self.client_stall_s.load(Ordering::Relaxed).into())
     }
 
     /// A fresh subscription: its own bounded queue of serialised samples.
@@ -160,28 +142,40 @@ impl Metrics {
     }
 }
 
-/// Starts sampling on the current tokio runtime. `encoder_queue` is the
-/// queue in front of the encoder: frames in it are not dropped, just late.
+/// The first message on the socket: what this device is and streams.
+#[derive(Debug, Clone, Serialize)]
+struct Hello {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    schema: u32,
+    device: String,
+    version: &'static str,
+    camera: serde_json::Value,
+    encoder: serde_json::Value,
+    outputs: serde_json::Value,
+    sample_rate_hz: u32,
+}
+
+/// Starts sampling on the current tokio runtime.
 pub fn spawn(
     rate_hz: u32,
+    client_stall_s: u32,
     counters: StreamCounters,
-    encoder_queue: gst::Element,
-    clients: Clients,
+    registry: Registry,
     camera: SharedStatus,
-    hello: &Hello,
 ) -> Metrics {
     let (samples, _) = broadcast::channel(QUEUE);
     let (latest_tx, latest) = watch::channel(None);
-    let hello: Arc<str> = serde_json::to_string(hello).unwrap_or_default().into();
-    let (queue_tx, queue_rx) = watch::channel(encoder_queue);
+    let (queue_tx, queue_rx) = watch::channel(None::<gst::Element>);
     let (rate_tx, mut rate_rx) = watch::channel(rate_hz.max(1));
     let metrics = Metrics {
         samples: samples.clone(),
         latest,
-        hello: watch::channel(hello).0,
+        camera: Arc::default(),
         encoder_queue: queue_tx,
         rate_hz: rate_tx,
-        clients: clients.clone(),
+        client_stall_s: Arc::new(AtomicU32::new(client_stall_s)),
+        registry: registry.clone(),
     };
     let every = |rate: u32| {
         let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
@@ -199,19 +193,21 @@ pub fn spawn(
             if rate_rx.has_changed().unwrap_or(false) {
                 tick = every(*rate_rx.borrow_and_update());
             }
-            let encoder_queue = queue_rx.borrow().clone();
+            let in_queue: u32 = queue_rx
+                .borrow()
+                .as_ref()
+                .map_or(0, |queue| queue.property("current-level-buffers"));
             let now = Instant::now();
             let values = counters.read();
             history.push_back((now, values));
             while history.len() > 2 && now.duration_since(history[1].0) >= RATE_WINDOW {
                 history.pop_front();
             }
-            let in_queue: u32 = encoder_queue.property("current-level-buffers");
             let mut sample = build_sample(
                 &history,
                 values,
                 u64::from(in_queue),
-                &clients,
+                &registry,
                 &mut cpu,
                 started,
             );
@@ -232,7 +228,7 @@ fn build_sample(
     history: &VecDeque<(Instant, CounterValues)>,
     values: CounterValues,
     in_queue: u64,
-    clients: &Clients,
+    registry: &Registry,
     cpu: &mut CpuMeter,
     started: Instant,
 ) -> Sample {
@@ -257,7 +253,9 @@ fn build_sample(
         capture_to_encode_ms: (latency_count > 0).then(|| {
             (values.latency_sum_us - first.latency_sum_us) as f64 / latency_count as f64 / 1000.0
         }),
-        clients: clients.read(),
+        clients: registry.viewer_counts(),
+        viewer_joins: registry.viewer_joins(),
+        outputs: registry.outputs(),
         camera: CameraStatus::default(),
         cpu_percent: cpu.percent(),
         rss_bytes: memory.total,

@@ -1,14 +1,21 @@
 //! HLS for browsers: MPEG-TS segments written by `hlssink2` from the camera's
-//! one encoded stream (no second encode), into a RAM-backed directory that
-//! the HTTP server serves under `/hls/`.
+//! one encoded stream (no second encode), into a RAM-backed directory served
+//! under `/hls/`. A viewer is an address that fetched the playlist lately.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
+use axum::extract::{ConnectInfo, Path as UrlPath, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use gst::prelude::*;
 
-use crate::config::HlsConfig;
-use crate::pipeline::inventory::Inventory;
+use super::{Context, Output, Published, Running};
+use crate::config::{Config, HlsConfig};
+use crate::http::{Access, Route};
+use crate::metrics::registry::RecentViewers;
 
 /// Where the segments live. A private directory is removed on drop.
 pub enum SegmentDir {
@@ -52,12 +59,54 @@ impl SegmentDir {
             .filter(|dir| dir.is_dir())
             .or_else(|| Some(PathBuf::from("/dev/shm")).filter(|dir| dir.is_dir()))
             .unwrap_or_else(std::env::temp_dir);
+        remove_abandoned_dirs(&base);
         let dir = tempfile::Builder::new()
-            .prefix("edgecam-hls-")
+            .prefix(&format!("{PRIVATE_PREFIX}{}-", std::process::id()))
             .tempdir_in(&base)
             .with_context(|| format!("cannot create a segment directory in {}", base.display()))?;
         Ok(SegmentDir::Private(dir))
     }
+}
+
+/// Private segment directories are `edgecam-hls-<pid>-<random>`.
+const PRIVATE_PREFIX: &str = "edgecam-hls-";
+
+/// Removes private segment directories whose process is gone (killed
+/// before it could remove its own; systemd's runtime directory is cleaned
+/// by systemd, /dev/shm by nobody else).
+fn remove_abandoned_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(PRIVATE_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !is_edgecam(pid) {
+            tracing::info!("removing {}, left by a process that is gone", name);
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether `pid` is a running edgecam (a reused pid of another program
+/// leaves its directory alone: removing too little is the safe mistake).
+fn is_edgecam(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => comm.trim() == "edgecam",
+        Err(_) => false,
+    }
+}
+
+/// The name of the stream in HLS file names: the RTSP path without its
+/// slashes (`/cam` → `cam`, `/front/door` → `front-door`).
+pub fn stream_name(rtsp_path: &str) -> String {
+    rtsp_path.trim_start_matches('/').replace('/', "-")
 }
 
 /// File names for a stream called `name`.
@@ -85,22 +134,64 @@ fn remove_stale_files(dir: &Path, name: &str) {
     }
 }
 
-pub struct HlsOutput {
-    pipeline: gst::Pipeline,
-    _link: gst_utils::ConsumptionLink,
-    pub dir: SegmentDir,
+/// The HLS output.
+#[derive(Default)]
+pub struct Hls {
+    served: Published<Served>,
 }
 
-impl HlsOutput {
-    /// Starts writing segments for the stream `name`, fed from `producer`
-    /// and running on `camera`'s timeline.
-    pub fn start(
-        config: &HlsConfig,
-        name: &str,
-        camera: &gst::Pipeline,
-        producer: &gst_utils::StreamProducer,
-        inventory: &Inventory,
-    ) -> Result<Self> {
+/// What the running instance publishes for `/hls/`.
+#[derive(Clone)]
+struct Served {
+    dir: PathBuf,
+    viewers: RecentViewers,
+}
+
+impl Output for Hls {
+    fn name(&self) -> &'static str {
+        "hls"
+    }
+
+    fn enabled(&self, config: &Config) -> bool {
+        config.hls.enabled
+    }
+
+    fn start(&self, config: &Config, context: &Context) -> Result<Box<dyn Running>> {
+        let name = stream_name(&config.rtsp.path);
+        let running = RunningHls::start(&config.hls, &name, context)?;
+        // An HLS player re-reads the playlist about once a segment.
+        let window = Duration::from_secs(u64::from(config.hls.segment_s * 3).max(5));
+        self.served.set(Served {
+            dir: running.dir.path().to_owned(),
+            viewers: context.registry.recent("hls", window),
+        });
+        Ok(Box::new(Started {
+            running,
+            served: self.served.clone(),
+        }))
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        vec![Route {
+            method: "GET",
+            path: "/hls/{file}",
+            access: Access::Viewer,
+            handler: axum::routing::get(file).with_state(self.served.clone()),
+        }]
+    }
+}
+
+struct RunningHls {
+    pipeline: gst::Pipeline,
+    _subscription: crate::pipeline::Subscription,
+    dir: SegmentDir,
+    description: serde_json::Value,
+}
+
+impl RunningHls {
+    /// Starts writing segments for the stream `name`, fed from the encoded
+    /// tap and running on the shared timeline.
+    fn start(config: &HlsConfig, name: &str, context: &Context) -> Result<Self> {
         let dir = SegmentDir::choose(config)?;
         remove_stale_files(dir.path(), name);
         let pipeline = gst::Pipeline::with_name("hls");
@@ -138,27 +229,159 @@ impl HlsOutput {
         gst::Element::link_many([appsrc.upcast_ref(), &parse, &sink])
             .context("linking the HLS pipeline")?;
 
-        crate::pipeline::share_timeline(camera, &pipeline);
-        let link = producer
-            .add_consumer(&appsrc)
-            .map_err(|err| anyhow::anyhow!("HLS cannot be linked to the encoder: {err}"))?;
-        inventory.register(pipeline.upcast_ref());
-        pipeline
-            .set_state(gst::State::Playing)
-            .context("starting the HLS pipeline")?;
+        context.timeline.apply(&pipeline);
+        context.failures.watch_bus(&pipeline);
+        let subscription = context.taps.encoded.subscribe(&appsrc)?;
+        context.inventory.register(pipeline.upcast_ref());
+        if let Err(err) = pipeline.set_state(gst::State::Playing) {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(err).context("starting the HLS pipeline");
+        }
         tracing::info!(dir = %dir.path().display(), "HLS segments of {} s, window {}", config.segment_s, config.window);
         Ok(Self {
             pipeline,
-            _link: link,
+            _subscription: subscription,
             dir,
+            description: serde_json::json!({
+                "playlist": format!("/hls/{}", playlist_file(name)),
+                "segment_s": config.segment_s,
+                "window": config.window,
+            }),
         })
     }
+}
 
-    pub fn pipeline(&self) -> &gst::Pipeline {
-        &self.pipeline
+/// A running HLS output and the slot its route reads.
+struct Started {
+    running: RunningHls,
+    served: Published<Served>,
+}
+
+impl Running for Started {
+    fn describe(&self) -> serde_json::Value {
+        self.running.description.clone()
     }
 
-    pub fn stop(&self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+    fn break_now(&self) {
+        if let Some(sink) = self.running.pipeline.by_name("hlssink") {
+            super::post_injected_error(&sink);
+        }
+    }
+
+    fn stop(self: Box<Self>) {
+        self.served.clear();
+        let _ = self.running.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// The MIME type and caching for a file name, or `None` if it is not ours
+/// to serve.
+fn kind(file: &str) -> Option<(&'static str, &'static str)> {
+    let plain = !file.is_empty()
+        && !file.starts_with('.')
+        && file
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !plain {
+        return None;
+    }
+    if file.ends_with(".m3u8") {
+        // Players must re-read the playlist: it changes every segment.
+        Some(("application/vnd.apple.mpegurl", "no-cache"))
+    } else if file.ends_with(".ts") {
+        Some(("video/mp2t", "max-age=60"))
+    } else {
+        None
+    }
+}
+
+/// `/hls/{file}`: the playlist and segments from the segment directory.
+/// Only plain file names with our two extensions are served, so a request
+/// can never name a file outside the directory.
+async fn file(
+    State(served): State<Published<Served>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    UrlPath(file): UrlPath<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(Served { dir, viewers }) = served.get() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "HLS is not running (hls.enabled = false, or it is restarting)\n",
+        )
+            .into_response();
+    };
+    let Some((mime, cache)) = kind(&file) else {
+        return (StatusCode::NOT_FOUND, "no such file\n").into_response();
+    };
+    if file.ends_with(".m3u8") {
+        viewers.saw(client.ip());
+    }
+    let token = crate::http::query_token(query.as_deref());
+    match tokio::fs::read(dir.join(&file)).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, mime),
+                (header::CACHE_CONTROL, cache),
+                // hls.js on another origin (a wall of cameras) may fetch it.
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            ],
+            match token {
+                // A player given the playlist with ?token= must fetch the
+                // segments with it too: it cannot set headers either.
+                Some(token) if file.ends_with(".m3u8") => {
+                    with_token(&String::from_utf8_lossy(&bytes), &token).into_bytes()
+                }
+                _ => bytes,
+            },
+        )
+            .into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "no such file (yet)\n").into_response(),
+    }
+}
+
+/// The playlist with `?token=…` on every segment line.
+fn with_token(playlist: &str, token: &str) -> String {
+    playlist
+        .lines()
+        .map(|line| {
+            if line.is_empty() || line.starts_with('#') {
+                format!("{line}\n")
+            } else {
+                format!("{line}?token={token}\n")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{kind, stream_name, with_token};
+
+    #[test]
+    fn the_stream_is_named_after_the_rtsp_path() {
+        assert_eq!(stream_name("/cam"), "cam");
+        assert_eq!(stream_name("/front/door"), "front-door");
+    }
+
+    #[test]
+    fn a_token_follows_the_playlist_to_its_segments() {
+        let playlist = "#EXTM3U\n#EXTINF:1.0,\ncam-00001.ts\n";
+        assert_eq!(
+            with_token(playlist, "abc"),
+            "#EXTM3U\n#EXTINF:1.0,\ncam-00001.ts?token=abc\n"
+        );
+    }
+
+    #[test]
+    fn only_plain_playlist_and_segment_names_are_served() {
+        assert_eq!(
+            kind("cam.m3u8").map(|k| k.0),
+            Some("application/vnd.apple.mpegurl")
+        );
+        assert_eq!(kind("cam-00001.ts").map(|k| k.0), Some("video/mp2t"));
+        for bad in ["", ".m3u8", "../x.ts", "a/b.ts", "cam.mp4", "..", "x%2f.ts"] {
+            assert_eq!(kind(bad), None, "{bad}");
+        }
     }
 }

@@ -1,19 +1,20 @@
-//! RTSP with gst-rtsp-server: one shared media fed from the camera's encoder
-//! through an appsrc, never a pipeline (or an encoder) per viewer.
+//! RTSP with gst-rtsp-server, for VLC, ffplay and NVRs: one shared media fed
+//! from the camera's encoded tap through an appsrc, never a pipeline (or an
+//! encoder) per viewer.
 
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use gst::glib;
 use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
-use crate::config::RtspConfig;
-use crate::pipeline::inventory::Inventory;
+use super::{Context, Output, Running};
+use crate::config::{Config, RtspConfig};
 
 /// The media each viewer session plays. The appsrc is fed by the camera's
 /// StreamProducer, whose stream already carries SPS/PPS in front of every
@@ -26,27 +27,37 @@ use crate::pipeline::inventory::Inventory;
 const MEDIA_LAUNCH: &str = "( appsrc name=videosrc \
     ! rtph264pay name=pay0 pt=96 aggregate-mode=zero-latency )";
 
-/// A running RTSP server; dropping it does not stop it, call [`RtspOutput::stop`].
-pub struct RtspOutput {
+/// The RTSP output: a gst-rtsp-server serving `rtsp.path` on `rtsp.port`.
+pub struct Rtsp;
+
+impl Output for Rtsp {
+    fn name(&self) -> &'static str {
+        "rtsp"
+    }
+
+    fn enabled(&self, _config: &Config) -> bool {
+        true
+    }
+
+    fn start(&self, config: &Config, context: &Context) -> Result<Box<dyn Running>> {
+        RunningRtsp::start(&config.rtsp, context).map(|running| Box::new(running) as _)
+    }
+}
+
+/// A running RTSP server; [`Running::stop`] stops it.
+struct RunningRtsp {
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
-    clients: Arc<AtomicUsize>,
     server: gst_rtsp_server::RTSPServer,
     /// The listening socket's source in the server's main context.
     listening: Option<glib::SourceId>,
+    description: serde_json::Value,
+    failures: crate::output::Failures,
 }
 
-impl RtspOutput {
-    /// Binds the port and serves `config.path` from `producer`.
-    /// `camera` is the pipeline whose encoder feeds `producer`: the media
-    /// pipelines share its clock and base time (see [`share_timeline`]).
-    pub fn start(
-        config: &RtspConfig,
-        camera: &gst::Pipeline,
-        producer: gst_utils::StreamProducer,
-        inventory: Inventory,
-        clients: Arc<AtomicUsize>,
-    ) -> Result<Self> {
+impl RunningRtsp {
+    /// Binds the port and serves `config.path` from the encoded tap.
+    fn start(config: &RtspConfig, context: &Context) -> Result<Self> {
         // gst-rtsp-server reports a busy port only as "failed to attach main
         // context"; check first so the message names the port.
         TcpListener::bind(("0.0.0.0", config.port))
@@ -54,14 +65,18 @@ impl RtspOutput {
 
         let server = gst_rtsp_server::RTSPServer::new();
         server.set_service(&config.port.to_string());
-        track_clients(&server, clients.clone(), config.session_timeout_s);
+        track_viewers(
+            &server,
+            context.registry.sessions("rtsp"),
+            config.session_timeout_s,
+        );
 
         let factory = gst_rtsp_server::RTSPMediaFactory::new();
         factory.set_launch(MEDIA_LAUNCH);
         // Shared: every viewer of the path plays the same media.
         factory.set_shared(true);
         factory.set_protocols(gst_rtsp::RTSPLowerTrans::TCP | gst_rtsp::RTSPLowerTrans::UDP);
-        feed_media_from(&factory, camera.clone(), producer, inventory);
+        feed_media_from(&factory, context.clone());
         if !config.user.is_empty() {
             require_credentials(&server, &factory, &config.user, &config.password);
         }
@@ -72,10 +87,10 @@ impl RtspOutput {
 
         // gst-rtsp-server needs an iterated GLib main context: give it its own
         // thread so it never waits on tokio or on the camera.
-        let context = glib::MainContext::new();
-        let main_loop = glib::MainLoop::new(Some(&context), false);
+        let main_context = glib::MainContext::new();
+        let main_loop = glib::MainLoop::new(Some(&main_context), false);
         let listening = server
-            .attach(Some(&context))
+            .attach(Some(&main_context))
             .with_context(|| format!("RTSP server cannot listen on port {}", config.port))?;
         // Sessions whose viewer vanished (no TEARDOWN, no keep-alive) are
         // only removed when somebody calls cleanup().
@@ -94,7 +109,7 @@ impl RtspOutput {
                 glib::ControlFlow::Continue
             },
         );
-        sweep.attach(Some(&context));
+        sweep.attach(Some(&main_context));
 
         let loop_for_thread = main_loop.clone();
         let thread = std::thread::Builder::new()
@@ -104,21 +119,28 @@ impl RtspOutput {
         Ok(Self {
             main_loop,
             thread: Some(thread),
-            clients,
             server,
             listening: Some(listening),
+            description: serde_json::json!({ "port": config.port, "path": config.path }),
+            failures: context.failures.clone(),
         })
     }
+}
 
-    /// Viewers currently connected.
-    pub fn client_count(&self) -> usize {
-        self.clients.load(Ordering::Relaxed)
+impl Running for RunningRtsp {
+    fn describe(&self) -> serde_json::Value {
+        self.description.clone()
     }
 
-    /// Disconnects every viewer, closes the port (a pipeline rebuilt on the
+    /// The server has no bus of its own to fail on: report it directly.
+    fn break_now(&self) {
+        self.failures
+            .report("injected fault: the RTSP server failed");
+    }
+
+    /// Disconnects every viewer, closes the port (a server restarted on the
     /// same port binds it again at once) and ends the server's thread.
-    pub fn stop(mut self) {
-        use gst_rtsp_server::prelude::*;
+    fn stop(mut self: Box<Self>) {
         use gst_rtsp_server::RTSPFilterResult;
         self.server
             .client_filter(Some(&mut |_, _| RTSPFilterResult::Remove));
@@ -148,7 +170,6 @@ fn require_credentials(
     user: &str,
     password: &str,
 ) {
-    use gst_rtsp_server::prelude::*;
     const ROLE: &str = "viewer";
     let auth = gst_rtsp_server::RTSPAuth::new();
     let token = gst_rtsp_server::RTSPToken::builder()
@@ -168,15 +189,10 @@ fn require_credentials(
 }
 
 /// Hooks each new media (one at a time: the factory is shared) to the
-/// encoder's stream. A shared media is unprepared when its last viewer
-/// leaves and a new one is built for the next viewer, so the link is made
+/// encoded tap. A shared media is unprepared when its last viewer leaves
+/// and a new one is built for the next viewer, so the subscription is made
 /// here, per media, and dropped when the media is unprepared.
-fn feed_media_from(
-    factory: &gst_rtsp_server::RTSPMediaFactory,
-    camera: gst::Pipeline,
-    producer: gst_utils::StreamProducer,
-    inventory: Inventory,
-) {
+fn feed_media_from(factory: &gst_rtsp_server::RTSPMediaFactory, context: Context) {
     let media_count = AtomicUsize::new(0);
     factory.connect_media_configure(move |_, media| {
         let element = media.element();
@@ -184,8 +200,8 @@ fn feed_media_from(
         let media_pipeline = top_level(&element);
         media_pipeline.set_property("name", format!("rtsp-media-{number}"));
         if let Some(pipeline) = media_pipeline.downcast_ref::<gst::Pipeline>() {
-            crate::pipeline::share_timeline(&camera, pipeline);
-            inventory.register(pipeline.upcast_ref());
+            context.timeline.apply(pipeline);
+            context.inventory.register(pipeline.upcast_ref());
         }
         let appsrc = element
             .downcast_ref::<gst::Bin>()
@@ -195,18 +211,18 @@ fn feed_media_from(
             tracing::error!("RTSP media has no appsrc named videosrc; viewers get no video");
             return;
         };
-        match producer.add_consumer(&appsrc) {
-            Ok(link) => {
-                tracing::debug!(media = number, "RTSP media linked to the encoder");
-                let link = Mutex::new(Some(link));
+        match context.taps.encoded.subscribe(&appsrc) {
+            Ok(subscription) => {
+                tracing::debug!(media = number, "RTSP media subscribed to the encoder");
+                let subscription = Mutex::new(Some(subscription));
                 media.connect_unprepared(move |_| {
-                    tracing::debug!(media = number, "RTSP media unprepared; unlinking it");
-                    if let Ok(mut link) = link.lock() {
-                        link.take();
+                    tracing::debug!(media = number, "RTSP media unprepared; unsubscribing");
+                    if let Ok(mut subscription) = subscription.lock() {
+                        subscription.take();
                     }
                 });
             }
-            Err(err) => tracing::error!("RTSP media cannot be linked to the encoder: {err}"),
+            Err(err) => tracing::error!("RTSP media cannot be fed: {err:#}"),
         }
     });
 }
@@ -221,24 +237,31 @@ fn top_level(element: &gst::Element) -> gst::Element {
     top
 }
 
-/// Logs viewers coming and going with the current count, and applies the
-/// session timeout to each new session.
-fn track_clients(
+/// Counts viewers in the registry and logs them coming and going, and
+/// applies the session timeout to each new session.
+fn track_viewers(
     server: &gst_rtsp_server::RTSPServer,
-    clients: Arc<AtomicUsize>,
+    sessions: crate::metrics::registry::Sessions,
     session_timeout_s: u32,
 ) {
     server.connect_client_connected(move |_, client| {
         let address = client_address(client);
-        let now = clients.fetch_add(1, Ordering::Relaxed) + 1;
+        let (viewer, now) = sessions.join();
         tracing::info!(client = %address, clients = now, "RTSP viewer connected");
         client.connect_new_session(move |_, session| {
             session.set_timeout(session_timeout_s);
         });
-        let clients = clients.clone();
+        let sessions = sessions.clone();
+        let viewer = Mutex::new(Some(viewer));
         client.connect_closed(move |_| {
-            let now = clients.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-            tracing::info!(client = %address, clients = now, "RTSP viewer disconnected");
+            if let Ok(mut viewer) = viewer.lock() {
+                viewer.take();
+            }
+            tracing::info!(
+                client = %address,
+                clients = sessions.count(),
+                "RTSP viewer disconnected"
+            );
         });
     });
 }

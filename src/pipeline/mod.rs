@@ -17,25 +17,28 @@
 //! slate → enc ──┘
 //! ```
 
+pub mod counters;
 pub mod encoder;
 pub mod inventory;
 pub mod progress;
 pub mod recovery;
 pub mod source_slot;
+pub mod tap;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
-use crate::config::Config;
+use crate::config::{Config, ControlSetting, EncoderConfig};
 use crate::source::ResolvedSource;
 use encoder::Choice;
+pub use tap::{Subscription, Tap, Taps, Timeline};
 
 /// What outlives a rebuilt pipeline: the counters (totals keep counting),
 /// the camera's controls (their remembered values) and the fault injector
 /// (the HTTP side holds them).
 #[derive(Clone, Default)]
 pub struct Shared {
-    pub counters: crate::metrics::counters::StreamCounters,
+    pub counters: crate::pipeline::counters::StreamCounters,
     pub controls: crate::source::v4l2::SharedControls,
     pub faults: crate::source::fault::FaultInjector,
 }
@@ -46,7 +49,7 @@ pub struct CameraPipeline {
     /// Encoded H.264 (byte-stream, access units, SPS/PPS before every IDR).
     pub producer: gst_utils::StreamProducer,
     /// Counters for the metrics, kept by probes along the chain.
-    pub counters: crate::metrics::counters::StreamCounters,
+    pub counters: crate::pipeline::counters::StreamCounters,
     /// The queue in front of the encoder (its fill level separates late
     /// frames from dropped ones).
     pub encoder_queue: gst::Element,
@@ -60,11 +63,12 @@ impl CameraPipeline {
         source: &ResolvedSource,
         choice: &Choice,
         shared: &Shared,
+        timeline: &Timeline,
     ) -> Result<Self> {
         let pipeline = gst::Pipeline::with_name("camera");
-        // Outputs share this clock and base time (see output::rtsp); pin it
-        // so it is known before the pipeline first reaches PLAYING.
-        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        // Outputs run on the same timeline (see `tap`), set before the
+        // first source is built: sources stamp from its running time.
+        timeline.apply(&pipeline);
         let counters = shared.counters.clone();
         let passthrough = source.passes_h264_through(&config.camera);
         let slate_encoder = if passthrough {
@@ -83,8 +87,14 @@ impl CameraPipeline {
         } else {
             None
         };
-        let sources =
-            source_slot::SourceSlot::new(&pipeline, &config.camera, source, shared, slate_encoder)?;
+        let sources = source_slot::SourceSlot::new(
+            &pipeline,
+            &config.camera,
+            source,
+            shared,
+            timeline,
+            slate_encoder,
+        )?;
 
         // A frame the encoder cannot take in time is dropped here, at the
         // source, rather than stalling capture and growing latency.
@@ -166,8 +176,8 @@ impl CameraPipeline {
         })
     }
 
-    /// Starts the camera and waits (up to 5 s) until it runs, so its base
-    /// time is settled before outputs share it.
+    /// Starts the camera and waits (up to 5 s) until it runs. Blocking:
+    /// call it off the event loop.
     pub fn start(&self) -> Result<()> {
         self.pipeline
             .set_state(gst::State::Playing)
@@ -180,25 +190,42 @@ impl CameraPipeline {
         Ok(())
     }
 
+    /// Stops it (blocking while streaming threads wind down).
     pub fn stop(&self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
-}
 
-/// Makes an output pipeline run on the camera's timeline. The producer hands
-/// buffers over with the camera pipeline's timestamps and segment, so their
-/// running time is the camera's. An output pipeline built seconds later has
-/// a later base time: its sinks would hold every buffer for those seconds
-/// and the appsrc would drop them all. Giving the output the camera's
-/// clock and base time (and no start time, so PLAYING keeps it) makes the
-/// running times agree: no re-timestamping, and the timeline stays
-/// continuous across outputs and rebuilt medias.
-pub fn share_timeline(camera: &gst::Pipeline, output: &gst::Pipeline) {
-    if let Some(clock) = camera.clock() {
-        output.use_clock(Some(&clock));
+    /// x264enc takes kbit/s, openh264enc bit/s; both change it on the fly.
+    /// v4l2h264enc applies `extra-controls` to the open device when they
+    /// are set, so the Pi's encoder gets its new `video_bitrate` the same
+    /// way. (Passed-through H.264 has its encoder in the slate only.)
+    pub fn set_bitrate(&self, config: &EncoderConfig) -> Result<()> {
+        let kbps = config.bitrate_kbps;
+        let encoder = self
+            .pipeline
+            .by_name("encoder")
+            .context("the pipeline has no encoder")?;
+        let factory = encoder.factory().map(|f| f.name().to_string());
+        match factory.as_deref() {
+            Some("x264enc") => encoder.set_property("bitrate", kbps),
+            Some("openh264enc") => encoder.set_property("bitrate", kbps.saturating_mul(1000)),
+            Some("v4l2h264enc") => {
+                encoder.set_property("extra-controls", encoder::v4l2_extra_controls(config))
+            }
+            other => bail!(
+                "{} cannot change its bitrate while running",
+                other.unwrap_or("the encoder")
+            ),
+        }
+        Ok(())
     }
-    output.set_start_time(gst::ClockTime::NONE);
-    if let Some(base_time) = camera.base_time() {
-        output.set_base_time(base_time);
+
+    /// Sets a camera control now (and for every reopening).
+    pub fn set_control(&self, name: &str, setting: &ControlSetting) -> Result<()> {
+        self.sources
+            .controls
+            .set(name, setting)
+            .map(|_| ())
+            .map_err(|err| anyhow::anyhow!("camera.controls.{name}: {err}"))
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::metrics::counters::StreamCounters;
+use crate::pipeline::counters::StreamCounters;
 
 /// What the health check reports.
 #[derive(Debug, Clone, PartialEq, Eq)]

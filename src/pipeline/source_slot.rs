@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use gst::prelude::*;
 
 use crate::config::CameraConfig;
-use crate::metrics::counters::StreamCounters;
+use crate::pipeline::counters::StreamCounters;
 use crate::source::fault::FaultInjector;
 use crate::source::identity::FrameIds;
 use crate::source::slate::Slate;
@@ -49,6 +49,7 @@ pub struct SourceSlot {
     /// The V4L2 camera's controls (nothing to control on the test pattern).
     pub controls: SharedControls,
     counters: StreamCounters,
+    timeline: super::Timeline,
 }
 
 impl SourceSlot {
@@ -61,6 +62,7 @@ impl SourceSlot {
         camera: &CameraConfig,
         source: &ResolvedSource,
         shared: &super::Shared,
+        timeline: &super::Timeline,
         slate_encoder: Option<Vec<gst::Element>>,
     ) -> Result<Self> {
         let passthrough = slate_encoder.is_some();
@@ -105,6 +107,7 @@ impl SourceSlot {
             faults: shared.faults.clone(),
             controls: shared.controls.clone(),
             counters: shared.counters.clone(),
+            timeline: timeline.clone(),
         };
         match slot.attach() {
             Ok(()) => slot.show_live(),
@@ -145,6 +148,8 @@ impl SourceSlot {
                 _ => gst::PadProbeReturn::Ok,
             }
         });
+        // Synthetic sources stamp from the timeline's running time now.
+        self.start_at_now(&bin);
         self.pipeline.add(&bin)?;
         let pad = self
             .selector
@@ -154,7 +159,6 @@ impl SourceSlot {
             .context("linking the source to the selector")?;
         // In a running pipeline the new bin must catch up by itself.
         if self.pipeline.current_state() > gst::State::Null {
-            self.start_at_now(&bin);
             bin.sync_state_with_parent()
                 .context("starting the new source")?;
         }
@@ -186,15 +190,14 @@ impl SourceSlot {
         self.attach()
     }
 
-    /// Synthetic sources count their timestamps from zero; one started in a
-    /// running pipeline must count from the pipeline's running time now,
-    /// or its frames would be stamped seconds in the past (and encoders
-    /// downstream of the selector would see time jump back at a switch).
+    /// Synthetic sources count their timestamps from zero; one started on
+    /// a timeline that has run for a while (a running pipeline, or a
+    /// camera rebuilt after the outputs started) must count from the
+    /// running time now, or its frames would be stamped in the past (a
+    /// live source then bursts to catch up, and encoders downstream of the
+    /// selector would see time jump back at a switch).
     fn start_at_now(&self, bin: &gst::Bin) {
-        let (Some(clock), Some(base)) = (self.pipeline.clock(), self.pipeline.base_time()) else {
-            return;
-        };
-        let now = clock.time().saturating_sub(base);
+        let now = self.timeline.now();
         for element in bin.iterate_recurse().into_iter().flatten() {
             let is_testsrc = element
                 .factory()

@@ -1,7 +1,8 @@
 //! Fault injection: make the test source stop delivering frames, stall its
 //! streaming thread, or raise an error, on command — so the camera-loss path
 //! (slate, retries, recovery) runs on any machine — or wedge the encoder, the
-//! failure only a restart cures (systemd's watchdog). Enabled only with
+//! failure only a restart cures (systemd's watchdog), or make reopening it
+//! hang (the event loop must not wait for it). Enabled only with
 //! `[camera] fault_injection = true`.
 
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,9 @@ pub enum FaultKind {
     /// reaches the outputs, not even the slate, so the process stops feeding
     /// systemd's watchdog.
     Wedge,
+    /// The source stops delivering and opening it again hangs until the
+    /// fault ends (a USB camera whose driver wedged in `open`).
+    Hang,
 }
 
 impl std::str::FromStr for FaultKind {
@@ -33,8 +37,9 @@ impl std::str::FromStr for FaultKind {
             "stall" => Ok(FaultKind::Stall),
             "error" => Ok(FaultKind::Error),
             "wedge" => Ok(FaultKind::Wedge),
+            "hang" => Ok(FaultKind::Hang),
             other => Err(format!(
-                "unknown fault {other:?}: use stop, stall, error or wedge"
+                "unknown fault {other:?}: use stop, stall, error, wedge or hang"
             )),
         }
     }
@@ -100,6 +105,23 @@ impl FaultInjector {
             .is_some_and(|fault| fault.kind == FaultKind::Wedge && Instant::now() < fault.until)
     }
 
+    /// Blocks while a hang is in force: called where a source opens.
+    pub fn hang_while_opening(&self) {
+        let hung = || {
+            self.fault
+                .lock()
+                .ok()
+                .and_then(|fault| *fault)
+                .is_some_and(|fault| fault.kind == FaultKind::Hang && Instant::now() < fault.until)
+        };
+        if hung() {
+            tracing::warn!("fault: opening the source hangs");
+        }
+        while hung() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Makes `element`'s src pad obey injected faults.
     pub fn watch(&self, element: &gst::Element) -> Result<()> {
         let pad = element
@@ -110,7 +132,7 @@ impl FaultInjector {
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
             match injector.take_current() {
                 None | Some(FaultKind::Wedge) => gst::PadProbeReturn::Ok,
-                Some(FaultKind::Stop) => gst::PadProbeReturn::Drop,
+                Some(FaultKind::Stop | FaultKind::Hang) => gst::PadProbeReturn::Drop,
                 Some(FaultKind::Stall) => {
                     std::thread::sleep(Duration::from_millis(200));
                     gst::PadProbeReturn::Drop

@@ -19,6 +19,7 @@ pub fn build(
     ids: &identity::FrameIds,
     faults: &FaultInjector,
 ) -> Result<gst::Bin> {
+    faults.hang_while_opening();
     let src = gst::ElementFactory::make("videotestsrc")
         .name("testsrc")
         // Live: frames come at the configured rate in real time, as from a

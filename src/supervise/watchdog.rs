@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::metrics::counters::StreamCounters;
 use crate::metrics::{Metrics, Sample};
+use crate::pipeline::counters::StreamCounters;
 
 /// What to tell systemd after looking at the outputs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -156,10 +156,16 @@ fn summary(sample: Option<&Sample>) -> String {
         "live" => "camera live".to_owned(),
         state => format!("camera {state}: showing NO SIGNAL"),
     };
-    let clients = &sample.clients;
+    let viewers: Vec<String> = sample
+        .clients
+        .iter()
+        .map(|(output, count)| format!("{output} {count}"))
+        .collect();
     format!(
-        "{:.1} fps, {:.0} kbit/s; {camera}; viewers: {} RTSP, {} HLS, {} WebSocket",
-        sample.encoded_fps, sample.bitrate_kbps, clients.rtsp, clients.hls, clients.ws
+        "{:.1} fps, {:.0} kbit/s; {camera}; viewers: {}",
+        sample.encoded_fps,
+        sample.bitrate_kbps,
+        viewers.join(", ")
     )
 }
 

@@ -136,17 +136,6 @@ pub fn build(
     camera_controls: &CameraControls,
     passthrough: bool,
 ) -> Result<(gst::Bin, capture::CaptureThread)> {
-    crate::supervise::extend_timeout(
-        std::time::Duration::from_secs(20),
-        &format!(
-            "opening camera {}",
-            if camera.device.is_empty() {
-                "(the first V4L2 capture device)"
-            } else {
-                &camera.device
-            }
-        ),
-    );
     let nodes = discovery::capture_nodes();
     let Some(node) = find(&camera.device, &nodes) else {
         bail!(

@@ -1,4 +1,6 @@
-//! `/api/metrics/ws`: `hello`, then every sample as JSON text messages.
+//! The metrics WebSocket, `/api/metrics/ws`: `hello`, then every sample as
+//! JSON text messages (protocol: docs/metrics.md). Its viewers are counted
+//! as `ws`.
 //!
 //! A slow client must never slow the video or the other clients: each has
 //! its own bounded queue (its place in the broadcast ring) and loses its
@@ -8,34 +10,114 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Result;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::AppState;
+use super::{Context, Output, Published, Running};
+use crate::config::Config;
+use crate::http::{Access, Route};
+use crate::metrics::registry::Sessions;
+use crate::metrics::Metrics;
 
-pub async fn metrics_ws(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| serve_client(socket, state))
+const PATH: &str = "/api/metrics/ws";
+
+/// The metrics WebSocket output (always on).
+#[derive(Default)]
+pub struct MetricsWs {
+    served: Published<Served>,
 }
 
-async fn serve_client(socket: WebSocket, state: AppState) {
-    let metrics = state.metrics.clone();
-    let stall = Duration::from_secs(
-        state
-            .ws_stall_s
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .into(),
-    );
-    let ws_clients = metrics.clients.ws.clone();
-    let now = ws_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+#[derive(Clone)]
+struct Served {
+    metrics: Metrics,
+    viewers: Sessions,
+}
+
+impl Output for MetricsWs {
+    fn name(&self) -> &'static str {
+        "metrics_ws"
+    }
+
+    /// Counted as `ws`, as samples have always called these viewers.
+    fn viewer_label(&self) -> &'static str {
+        "ws"
+    }
+
+    fn enabled(&self, _config: &Config) -> bool {
+        true
+    }
+
+    fn start(&self, _config: &Config, context: &Context) -> Result<Box<dyn Running>> {
+        self.served.set(Served {
+            metrics: context.metrics.clone(),
+            viewers: context.registry.sessions("ws"),
+        });
+        Ok(Box::new(Started {
+            served: self.served.clone(),
+            failures: context.failures.clone(),
+        }))
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        vec![Route {
+            method: "GET",
+            path: PATH,
+            access: Access::Viewer,
+            handler: axum::routing::get(metrics_ws).with_state(self.served.clone()),
+        }]
+    }
+}
+
+struct Started {
+    served: Published<Served>,
+    failures: super::Failures,
+}
+
+impl Running for Started {
+    fn describe(&self) -> serde_json::Value {
+        PATH.into()
+    }
+
+    fn break_now(&self) {
+        self.failures
+            .report("injected fault: the metrics WebSocket failed");
+    }
+
+    /// New clients are refused; connected ones keep their samples until
+    /// they leave.
+    fn stop(self: Box<Self>) {
+        self.served.clear();
+    }
+}
+
+async fn metrics_ws(
+    State(served): State<Published<Served>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    match served.get() {
+        Some(served) => upgrade.on_upgrade(move |socket| serve_client(socket, served)),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the metrics WebSocket is restarting\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn serve_client(socket: WebSocket, served: Served) {
+    let metrics = served.metrics;
+    let stall = metrics.client_stall();
+    let (viewer, now) = served.viewers.join();
     tracing::debug!(clients = now, "metrics WebSocket client connected");
     let reason = stream_samples(socket, &metrics, stall).await;
-    let now = ws_clients
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed)
-        .saturating_sub(1);
+    drop(viewer);
+    let now = served.viewers.count();
     match reason {
         Ending::Stalled => tracing::info!(
             clients = now,
@@ -57,12 +139,8 @@ async fn stream_samples(
 ) -> Ending {
     let mut samples = metrics.subscribe();
     let (mut sender, mut receiver) = socket.split();
-    if let Err(ending) = send_within(
-        &mut sender,
-        Message::Text(metrics.hello().as_ref().into()),
-        stall,
-    )
-    .await
+    if let Err(ending) =
+        send_within(&mut sender, Message::Text(metrics.hello().into()), stall).await
     {
         return ending;
     }
