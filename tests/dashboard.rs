@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{run_for, Edgecam, Settings};
+use common::{run_for, Edgecam};
 
 #[test]
 fn dashboard_plays_video_beside_live_graphs() {
-    let edgecam = Edgecam::start(Settings::default());
+    let edgecam = Edgecam::start(common::config());
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).expect("artifact dir");
     let screenshot = artifacts.join("dashboard.png");

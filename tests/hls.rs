@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{percentile, Edgecam, Settings};
+use common::{percentile, Edgecam};
 
 /// GET with curl → (status line and headers lower-cased, body).
 fn curl(url: &str) -> (String, String) {
@@ -26,15 +26,12 @@ fn media_sequence(playlist: &str) -> u64 {
 fn hls_plays_from_the_same_encoder_and_keeps_its_window() {
     // Keyframes only every 3 s: 1 s segments need edgecam to ask the
     // encoder for one at each segment start.
-    let edgecam = Edgecam::start(Settings {
-        keyframe_interval: 90,
-        ..Settings::default()
-    });
+    let mut config = common::config();
+    config.encoder.keyframe_interval = 90;
+    let edgecam = Edgecam::start(config);
     let playlist_url = edgecam.http_url("/hls/cam.m3u8");
-    // The first segment exists after one segment length.
-    std::thread::sleep(Duration::from_secs(3));
-
-    let (head, first) = curl(&playlist_url);
+    let first = edgecam.wait_for_playlist("127.0.0.1", 1, Duration::from_secs(30));
+    let (head, _) = curl(&playlist_url);
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(
         head.contains("content-type: application/vnd.apple.mpegurl"),
@@ -68,17 +65,11 @@ fn hls_plays_from_the_same_encoder_and_keeps_its_window() {
     );
 
     // Still one encoder with RTSP and HLS both running.
-    edgecam.signal("USR1");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        edgecam.log().contains("1 encoders in total"),
-        "{}",
-        edgecam.log()
-    );
+    assert_eq!(edgecam.metric("edgecam_encoders"), Some(1.0));
 
     // Over the next 27 s the directory never holds more than window + 2
     // segment files (sampled every 100 ms), and the playlist moves on.
-    let window = edgecam.settings.hls_window as usize;
+    let window = edgecam.config.hls.window as usize;
     let count_segments = || {
         std::fs::read_dir(edgecam.hls_dir())
             .map(|entries| {
@@ -119,7 +110,7 @@ fn hls_plays_from_the_same_encoder_and_keeps_its_window() {
 
 #[test]
 fn health_check_reports_streaming() {
-    let edgecam = Edgecam::start(Settings::default());
+    let edgecam = Edgecam::start(common::config());
     let (head, body) = curl(&edgecam.http_url("/healthz"));
     assert!(head.starts_with("http/1.1 200"), "{head}{body}");
     assert!(body.starts_with("ok: streaming"), "{body}");
@@ -129,8 +120,8 @@ fn health_check_reports_streaming() {
 
 #[test]
 fn hls_latency_from_the_stamp() {
-    let edgecam = Edgecam::start(Settings::default());
-    std::thread::sleep(Duration::from_secs(3));
+    let edgecam = Edgecam::start(common::config());
+    edgecam.wait_for_playlist("127.0.0.1", 2, Duration::from_secs(30));
     let frames = common::receive_stamped_frames(
         common::Player::FfmpegHls,
         &edgecam.http_url("/hls/cam.m3u8"),

@@ -5,24 +5,23 @@ mod common;
 
 use std::time::Duration;
 
-use common::{percentile, receive_stamped_frames, Edgecam, Player, Settings};
+use common::{percentile, receive_stamped_frames, Edgecam, Player};
 use edgecam::source::identity::unix_time_us;
 
 #[test]
 fn latency_stamp_survives_rtsp_and_gives_capture_to_decode_latency() {
-    let settings = Settings {
-        width: 1280,
-        height: 720,
-        fps: 30,
-        ..Settings::default()
-    };
-    let edgecam = Edgecam::start(settings.clone());
+    let mut config = common::config();
+    (config.camera.width, config.camera.height) = (1280, 720);
+    let edgecam = Edgecam::start(config);
     // Two players: they differ in how much they buffer, which is part of
     // what a user sees, so both figures are worth knowing.
     for player in [Player::GstLaunch, Player::Ffmpeg] {
         let frames = receive_stamped_frames(player, &edgecam.url(), 1280, 720, 8);
         // The first second includes the player's own start-up; measure after it.
-        let steady: Vec<_> = frames.iter().skip(settings.fps as usize).collect();
+        let steady: Vec<_> = frames
+            .iter()
+            .skip(edgecam.config.camera.fps as usize)
+            .collect();
         assert!(
             steady.len() > 100,
             "{player:?}: only {} frames received",
@@ -69,12 +68,15 @@ fn latency_stamp_survives_rtsp_and_gives_capture_to_decode_latency() {
 fn a_viewer_joining_late_starts_within_one_keyframe_interval() {
     // Keyframes every 2 s, so waiting for the encoder's own next keyframe
     // would show; the service should instead start the viewer at once.
-    let settings = Settings {
-        keyframe_interval: 60,
-        ..Settings::default()
-    };
-    let edgecam = Edgecam::start(settings.clone());
-    std::thread::sleep(Duration::from_secs(3));
+    let mut config = common::config();
+    config.encoder.keyframe_interval = 60;
+    let edgecam = Edgecam::start(config);
+    // Well into the stream: the encoder's last keyframe is long past.
+    edgecam.wait_for_metric(
+        "edgecam_encoded_frames_total",
+        Duration::from_secs(10),
+        |n| n >= 90.0,
+    );
 
     let joined_us = unix_time_us();
     let frames = receive_stamped_frames(Player::Ffmpeg, &edgecam.url(), 640, 360, 3);
@@ -82,7 +84,11 @@ fn a_viewer_joining_late_starts_within_one_keyframe_interval() {
         .iter()
         .find_map(|f| f.stamp.map(|s| (f.received_us, s)))
         .expect("no stamped frame decoded");
-    let interval_us = u64::from(settings.keyframe_interval) * 1_000_000 / u64::from(settings.fps);
+    let (keyframes, fps) = (
+        edgecam.config.encoder.keyframe_interval,
+        edgecam.config.camera.fps,
+    );
+    let interval_us = u64::from(keyframes) * 1_000_000 / u64::from(fps);
     let waited_us = first.0 - joined_us;
     println!(
         "late joiner: first decoded frame {:.0} ms after starting the client (keyframe interval {} ms); frame captured {:.0} ms after joining",

@@ -6,13 +6,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::vm::metric;
-use common::{http, probe_stream, receive_stamped_frames, Edgecam, Player, Settings};
+use common::{http, probe_stream, receive_stamped_frames, Edgecam, Player};
+use edgecam::config::{CaptureFormat, SourceKind};
 use edgecam::source::identity::unix_time_us;
+
+const RTSP_JOINS: &str = "edgecam_viewer_joins_total{output=\"rtsp\"}";
 
 #[test]
 fn a_viewer_stays_connected_through_a_camera_loss() {
-    viewer_through_a_five_second_loss("");
+    viewer_through_a_five_second_loss(CaptureFormat::Auto);
 }
 
 /// The same with a camera that sends H.264 (the test pattern encoding
@@ -21,30 +23,26 @@ fn a_viewer_stays_connected_through_a_camera_loss() {
 /// keyframe, so every frame after it decodes.
 #[test]
 fn a_passed_through_h264_camera_survives_a_loss_too() {
-    let edgecam = viewer_through_a_five_second_loss("format = \"h264\"\n");
-    let log = edgecam.log();
-    assert!(
-        log.contains("encoder: none, the camera's H.264 is passed through"),
-        "{log}"
-    );
+    let edgecam = viewer_through_a_five_second_loss(CaptureFormat::H264);
+    let hello = edgecam.hello();
+    assert_eq!(hello["encoder"]["passthrough"], true, "{hello}");
 }
 
 /// One RTSP viewer for 14 s while the test source stops for 5 s from the
 /// 4th second: live, slate, live again, all in one session. Returns the
 /// service for further checks.
-fn viewer_through_a_five_second_loss(camera_extra: &'static str) -> Edgecam {
-    let camera_extra = Box::leak(
-        format!("{camera_extra}fault_injection = true\nstall_timeout_ms = 500").into_boxed_str(),
-    );
-    let edgecam = Edgecam::start(Settings {
-        camera_extra,
-        ..Settings::default()
-    });
+fn viewer_through_a_five_second_loss(format: CaptureFormat) -> Edgecam {
+    let mut config = common::config();
+    config.camera.format = format;
+    config.camera.fault_injection = true;
+    config.camera.stall_timeout_ms = 500;
+    let edgecam = Edgecam::start(config);
     let url = edgecam.url();
     // One player for the whole 14 s: it is never restarted.
     let viewer =
         std::thread::spawn(move || receive_stamped_frames(Player::Ffmpeg, &url, 640, 360, 14));
-    std::thread::sleep(Duration::from_secs(4));
+    edgecam.wait_for_metric(RTSP_JOINS, Duration::from_secs(10), |n| n == 1.0);
+    std::thread::sleep(Duration::from_secs(3));
     let fault_at = unix_time_us();
     let injected = http(
         "POST",
@@ -55,7 +53,8 @@ fn viewer_through_a_five_second_loss(camera_extra: &'static str) -> Edgecam {
         "fault injection refused: {}",
         injected.body
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // The loss shows within the stall timeout, in the health check too.
+    edgecam.wait_for_metric("edgecam_camera_live", Duration::from_secs(3), |n| n == 0.0);
     let health = http("GET", &edgecam.http_url("/healthz")).body;
     assert!(
         health.contains("NO SIGNAL slate (camera lost)"),
@@ -117,77 +116,73 @@ fn viewer_through_a_five_second_loss(camera_extra: &'static str) -> Edgecam {
         longest_gap / 1000
     );
 
-    let log = edgecam.log();
-    assert!(log.contains("camera lost"), "{log}");
-    assert!(log.contains("camera is back"), "{log}");
-    // The player connected once, before the fault, and never again.
-    let after_fault = &log[log.find("fault injected").expect("fault logged")..];
-    assert!(
-        !after_fault.contains("RTSP viewer connected"),
-        "the viewer reconnected:\n{log}"
+    // The player joined once, before the fault, and never again.
+    assert_eq!(
+        edgecam.metric(RTSP_JOINS),
+        Some(1.0),
+        "the viewer reconnected"
     );
-    let metrics = http("GET", &edgecam.http_url("/metrics")).body;
-    assert!(
-        metrics.contains("edgecam_camera_losses_total 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("edgecam_camera_reconnects_total 1"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("edgecam_camera_live 1"), "{metrics}");
+    assert_eq!(edgecam.metric("edgecam_camera_losses_total"), Some(1.0));
+    assert_eq!(edgecam.metric("edgecam_camera_reconnects_total"), Some(1.0));
+    assert_eq!(edgecam.metric("edgecam_camera_live"), Some(1.0));
     edgecam
 }
 
 #[test]
 fn a_source_error_is_a_loss_not_the_end() {
-    let edgecam = Edgecam::start(Settings {
-        camera_extra: "fault_injection = true",
-        ..Settings::default()
-    });
+    let mut config = common::config();
+    config.camera.fault_injection = true;
+    let edgecam = Edgecam::start(config);
     let injected = http(
         "POST",
         &edgecam.http_url("/api/camera/fault?kind=error&seconds=2"),
     );
     assert_eq!(injected.status, 200, "{}", injected.body);
-    std::thread::sleep(Duration::from_secs(6));
-    common::assert_h264(&common::probe_stream(&edgecam.url(), "tcp"), (640, 360));
-    let log = edgecam.log();
-    assert!(
-        log.contains("camera lost") && log.contains("injected fault"),
-        "{log}"
+    edgecam.wait_for_metric("edgecam_camera_losses_total", Duration::from_secs(5), |n| {
+        n == 1.0
+    });
+    edgecam.wait_for_metric(
+        "edgecam_camera_reconnects_total",
+        Duration::from_secs(15),
+        |n| n == 1.0,
     );
-    assert!(log.contains("camera is back"), "{log}");
+    assert_eq!(edgecam.metric("edgecam_camera_live"), Some(1.0));
+    common::assert_h264(&common::probe_stream(&edgecam.url(), "tcp"), (640, 360));
 }
 
 #[test]
 fn fault_injection_is_off_by_default() {
-    let edgecam = Edgecam::start(Settings::default());
-    let reply = http(
-        "POST",
-        &edgecam.http_url("/api/camera/fault?kind=stop&seconds=5"),
-    );
-    assert_eq!(reply.status, 404);
+    let edgecam = Edgecam::start(common::config());
+    for path in [
+        "/api/camera/fault?kind=stop&seconds=5",
+        "/api/outputs/hls/fault",
+    ] {
+        let reply = http("POST", &edgecam.http_url(path));
+        assert_eq!(reply.status, 404, "{path}: {}", reply.body);
+    }
 }
 
 #[test]
 fn a_camera_missing_at_start_is_waited_for_behind_the_slate() {
     // This host has no V4L2 at all: the configured camera never appears.
-    let edgecam = Edgecam::start(Settings {
-        source: "v4l2",
-        camera_extra: "device = \"/dev/v4l/by-id/usb-not-plugged-in-video-index0\"",
-        ..Settings::default()
-    });
+    let mut config = common::config();
+    config.camera.source = SourceKind::V4l2;
+    config.camera.device = "/dev/v4l/by-id/usb-not-plugged-in-video-index0".to_owned();
+    let edgecam = Edgecam::start(config);
     let stream = probe_stream(&edgecam.url(), "tcp");
     common::assert_h264(&stream, (640, 360));
-    std::thread::sleep(Duration::from_secs(3));
-    let metrics = http("GET", &edgecam.http_url("/metrics")).body;
-    assert_eq!(
-        metric(&metrics, "edgecam_camera_live"),
-        Some(0.0),
-        "{metrics}"
+    // The slate streams, and the camera is looked for again and again.
+    edgecam.wait_for_metric(
+        "edgecam_camera_reopens_total",
+        Duration::from_secs(10),
+        |n| n >= 2.0,
     );
-    let log = edgecam.log();
-    assert!(log.contains("waiting for it"), "{log}");
-    assert!(log.contains("reopening the source"), "no retry yet:\n{log}");
+    assert_eq!(edgecam.metric("edgecam_camera_live"), Some(0.0));
+    let hello = edgecam.hello();
+    assert!(
+        hello["camera"]["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("not present yet")),
+        "{hello}"
+    );
 }

@@ -397,6 +397,14 @@ impl Actor {
             return;
         };
         let captured = current.pipeline.counters.read().captured_frames;
+        if outcome.is_ok() {
+            // A camera missing at start, or back in another mode.
+            current.description.camera["capture"] = self.parts.shared.controls.capture().into();
+            self.parts.metrics.follow_camera(
+                current.description.clone(),
+                current.pipeline.encoder_queue.clone(),
+            );
+        }
         current.recovery.reopened(
             Instant::now(),
             captured,
@@ -512,7 +520,11 @@ fn build(config: &Config, parts: &Parts) -> Result<(CameraPipeline, CameraDescri
         pipeline.stop();
         return Err(err);
     }
-    Ok((pipeline, describe(config, &source, &choice), v4l2))
+    let mut description = describe(config, &source, &choice);
+    // What a V4L2 camera negotiated (null for the test pattern, and while
+    // a missing camera has not appeared yet).
+    description.camera["capture"] = parts.shared.controls.capture().into();
+    Ok((pipeline, description, v4l2))
 }
 
 /// The camera and encoder as the `hello` message reports them.

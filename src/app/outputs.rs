@@ -11,8 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::output::{self, Failure, Failures, Output, Running};
 
-/// The first pause before a failed output starts again.
-const FIRST_RESTART: Duration = Duration::from_millis(500);
+/// The first pause before a failed output starts again: short, so its
+/// viewers barely notice a one-off failure.
+const FIRST_RESTART: Duration = Duration::from_millis(250);
 const MAX_RESTART: Duration = Duration::from_secs(30);
 /// An output that ran this long before failing starts again at once.
 const STABLE: Duration = Duration::from_secs(60);

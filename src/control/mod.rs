@@ -51,8 +51,30 @@ pub enum Reloaded {
     /// The file says what already runs (or there is no file).
     Unchanged,
     Applied,
-    /// Invalid, needing a process restart, or rolled back: the reason is logged.
+    /// The file cannot be read or is invalid: the reason is logged.
+    Invalid,
+    /// Valid, but needing a process restart, refused for now, or rolled
+    /// back: the reason is logged.
     NotApplied,
+}
+
+impl Reloaded {
+    const ALL: [Reloaded; 4] = [
+        Reloaded::Unchanged,
+        Reloaded::Applied,
+        Reloaded::Invalid,
+        Reloaded::NotApplied,
+    ];
+
+    /// How `/metrics` labels it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reloaded::Unchanged => "unchanged",
+            Reloaded::Applied => "applied",
+            Reloaded::Invalid => "invalid",
+            Reloaded::NotApplied => "not_applied",
+        }
+    }
 }
 
 pub struct ConfigService {
@@ -62,6 +84,8 @@ pub struct ConfigService {
     current: Mutex<Current>,
     apply: mpsc::Sender<ApplyRequest>,
     counters: StreamCounters,
+    /// Reloads (file edits, SIGHUP) by outcome, for `/metrics`.
+    reloads: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 /// What a successful write did.
@@ -104,7 +128,13 @@ impl ConfigService {
             current: Mutex::new(Current { text, config }),
             apply,
             counters,
+            reloads: std::sync::Mutex::new(Reloaded::ALL.iter().map(|r| (r.name(), 0)).collect()),
         }
+    }
+
+    /// Reloads so far, by outcome.
+    pub fn reloads(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.reloads.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// The current file with secrets hidden, and its revision.
@@ -199,6 +229,14 @@ impl ConfigService {
     /// it is; the log says why. The file equal to what runs (our own
     /// write, seen by the watcher) is nothing to do.
     pub async fn reload(&self, why: &str) -> Reloaded {
+        let outcome = self.reload_file(why).await;
+        if let Ok(mut reloads) = self.reloads.lock() {
+            *reloads.entry(outcome.name()).or_default() += 1;
+        }
+        outcome
+    }
+
+    async fn reload_file(&self, why: &str) -> Reloaded {
         let Some(path) = self.path.clone() else {
             tracing::info!("{why}: edgecam runs on its built-in configuration, nothing to reload");
             return Reloaded::Unchanged;
@@ -210,7 +248,7 @@ impl ConfigService {
             Ok(text) => text,
             Err(err) => {
                 tracing::warn!("{why}: cannot read {}: {err}", path.display());
-                return Reloaded::NotApplied;
+                return Reloaded::Invalid;
             }
         };
         if text == current.text {
@@ -220,7 +258,7 @@ impl ConfigService {
             Ok(config) => config,
             Err(err) => {
                 tracing::warn!("{why}: not applied, the file is invalid: {err}");
-                return Reloaded::NotApplied;
+                return Reloaded::Invalid;
             }
         };
         let changes = match plan(&current.config, &config) {

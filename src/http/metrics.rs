@@ -14,7 +14,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            prometheus::render(&sample, &state.inventory.summarize()),
+            prometheus::render(
+                &sample,
+                &state.inventory.summarize(),
+                &state.config.reloads(),
+            ),
         )
             .into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "no sample yet\n").into_response(),

@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format, from the latest sample: the
 //! same numbers the WebSocket carries, as counters and gauges.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
@@ -19,6 +20,11 @@ struct OutputLabel {
     output: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
+}
+
 fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     let metric: Counter = Counter::default();
     metric.inc_by(value);
@@ -33,10 +39,14 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: Option<f64>) {
     }
 }
 
-/// Renders one scrape with the pipelines running now. A registry per
-/// scrape keeps this stateless: the sampler owns the numbers, this only
-/// formats them.
-pub fn render(sample: &Sample, pipelines: &[PipelineSummary]) -> String {
+/// Renders one scrape with the pipelines running now and the reloads of
+/// the configuration file by outcome. A registry per scrape keeps this
+/// stateless: the sampler owns the numbers, this only formats them.
+pub fn render(
+    sample: &Sample,
+    pipelines: &[PipelineSummary],
+    reloads: &BTreeMap<&'static str, u64>,
+) -> String {
     let mut registry = Registry::with_prefix("edgecam");
     counter(
         &mut registry,
@@ -73,6 +83,18 @@ pub fn render(sample: &Sample, pipelines: &[PipelineSummary]) -> String {
         "camera_reconnects",
         "Times live video came back after a loss",
         sample.camera.reconnects,
+    );
+    counter(
+        &mut registry,
+        "camera_reopens",
+        "Times the camera was reopened after a loss",
+        sample.camera.reopens,
+    );
+    gauge(
+        &mut registry,
+        "camera_reopen_to_live_seconds",
+        "At the last reconnect, from the camera reopened to its live video shown",
+        sample.camera.reopen_to_live_ms.map(|ms| ms as f64 / 1000.0),
     );
     gauge(
         &mut registry,
@@ -197,6 +219,19 @@ pub fn render(sample: &Sample, pipelines: &[PipelineSummary]) -> String {
             .inc_by(report.restarts);
     }
     registry.register("output_up", "1 while the output runs, per output", up);
+    let reloaded = Family::<OutcomeLabel, Counter>::default();
+    for (outcome, count) in reloads {
+        reloaded
+            .get_or_create(&OutcomeLabel {
+                outcome: (*outcome).to_owned(),
+            })
+            .inc_by(*count);
+    }
+    registry.register(
+        "config_reloads",
+        "Re-reads of the configuration file (an edit on disk, SIGHUP), by outcome",
+        reloaded,
+    );
     registry.register(
         "output_restarts",
         "Restarts of an output after it failed, per output",

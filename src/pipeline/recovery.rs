@@ -30,6 +30,11 @@ pub struct CameraStatus {
     pub reconnects: u64,
     /// A reopening of the source is under way (it can take seconds).
     pub opening: bool,
+    /// Reopenings tried since start.
+    pub reopens: u64,
+    /// At the last reconnect: from the end of the reopening that brought
+    /// the camera back to its live video shown, in ms.
+    pub reopen_to_live_ms: Option<u64>,
 }
 
 /// The status, shared with the sampler.
@@ -168,6 +173,7 @@ impl Recovery {
                         started: now,
                     };
                     self.status.opening = true;
+                    self.status.reopens += 1;
                     actions.push(Action::Reopen);
                 }
                 actions
@@ -247,14 +253,13 @@ impl Recovery {
     }
 
     fn back(&mut self, now: Instant, since: Instant, reopened: Option<Instant>) -> Vec<Action> {
-        let since_reopen = reopened
-            .map(|at| {
-                format!(
-                    ", {:.2} s after reopening it",
-                    now.saturating_duration_since(at).as_secs_f64()
-                )
-            })
+        let took = reopened.map(|at| now.saturating_duration_since(at));
+        let since_reopen = took
+            .map(|took| format!(", {:.2} s after reopening it", took.as_secs_f64()))
             .unwrap_or_default();
+        if let Some(took) = took {
+            self.status.reopen_to_live_ms = Some(took.as_millis() as u64);
+        }
         self.status.reconnects += 1;
         self.status.state = "live";
         self.state = State::Live;
@@ -416,9 +421,15 @@ mod tests {
         assert_eq!(back, [(100, Action::ShowLive)]);
         let status = rig.recovery.status();
         assert_eq!(
-            (status.state, status.losses, status.reconnects),
-            ("live", 1, 1)
+            (
+                status.state,
+                status.losses,
+                status.reconnects,
+                status.reopens
+            ),
+            ("live", 1, 1, 1)
         );
+        assert_eq!(status.reopen_to_live_ms, Some(100));
     }
 
     #[test]

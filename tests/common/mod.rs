@@ -1,15 +1,18 @@
 //! Shared helpers for the integration tests: start the real `edgecam`
-//! binary on free ports with a config written for the test, and talk to it
-//! with real clients (ffprobe, ffmpeg, gst-launch-1.0).
+//! binary on free ports with a configuration built from the typed
+//! [`Config`], wait for facts it publishes (`/healthz`, `/metrics`, the
+//! API), and talk to it with real clients (ffprobe, ffmpeg, gst-launch-1.0).
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use edgecam::config::{Config, EncoderKind, SourceKind};
 use edgecam::source::identity::unix_time_us;
 use edgecam::source::stamp::{self, Stamp};
 
@@ -27,42 +30,28 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-/// What a test wants from the camera and encoder.
-#[derive(Clone)]
-pub struct Settings {
-    /// `camera.source`.
-    pub source: &'static str,
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
-    pub keyframe_interval: u32,
-    pub encoder: &'static str,
-    pub profile: &'static str,
-    pub hls_window: u32,
-    /// Extra TOML appended to `[camera]`.
-    pub camera_extra: &'static str,
-    /// Extra TOML appended to the end of the file (whole sections).
-    pub extra: &'static str,
-    /// Extra environment for the process.
-    pub env: Vec<(&'static str, String)>,
+/// What every test starts from: the test pattern at 640x360@30, x264 with
+/// a keyframe a second, baseline; each test changes what it is about.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.camera.source = SourceKind::Test;
+    config.camera.width = 640;
+    config.camera.height = 360;
+    config.camera.fps = 30;
+    config.encoder.kind = EncoderKind::X264;
+    config.encoder.keyframe_interval = 30;
+    config.auth.admin_token = ADMIN_TOKEN.to_owned();
+    config
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            source: "test",
-            width: 640,
-            height: 360,
-            fps: 30,
-            keyframe_interval: 30,
-            encoder: "x264",
-            profile: "baseline",
-            hls_window: 6,
-            camera_extra: "",
-            extra: "",
-            env: Vec::new(),
-        }
-    }
+/// How the process is started, beyond its configuration.
+#[derive(Clone, Default)]
+pub struct Launch {
+    /// Extra environment.
+    pub env: Vec<(&'static str, String)>,
+    /// A limit on open files (soft and hard), as a unit without
+    /// `LimitNOFILE=` would give it.
+    pub open_files: Option<u64>,
 }
 
 /// A running `edgecam run`; killed when dropped.
@@ -71,16 +60,22 @@ pub struct Edgecam {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub http_port: u16,
-    pub settings: Settings,
+    /// The configuration it was started with (ports filled in).
+    pub config: Config,
 }
 
 impl Edgecam {
-    /// Starts edgecam on free ports. A port found free can be taken by
-    /// another test's client before edgecam binds it; then it starts again
-    /// on new ports (edgecam names the busy port and exits).
-    pub fn start(settings: Settings) -> Self {
+    /// Starts edgecam on `config` with free ports, and returns once it is
+    /// healthy (frames reach the outputs). A port found free can be taken
+    /// by another test's client before edgecam binds it; then it starts
+    /// again on new ports (edgecam names the busy port and exits).
+    pub fn start(config: Config) -> Self {
+        Self::launch(config, Launch::default())
+    }
+
+    pub fn launch(config: Config, launch: Launch) -> Self {
         for _ in 0..3 {
-            match Self::try_start(settings.clone()) {
+            match Self::try_launch(config.clone(), &launch) {
                 Ok(edgecam) => return edgecam,
                 Err(log) => eprintln!("port taken meanwhile, starting again:\n{log}"),
             }
@@ -88,77 +83,79 @@ impl Edgecam {
         panic!("edgecam found no free ports in three attempts");
     }
 
-    fn try_start(settings: Settings) -> Result<Self, String> {
+    fn try_launch(mut config: Config, launch: &Launch) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let http_port = free_port();
-        let config = format!(
-            "[camera]\nsource = \"{}\"\nwidth = {}\nheight = {}\nfps = {}\n{}\n\n\
-             [encoder]\nkind = \"{}\"\nkeyframe_interval = {}\nprofile = \"{}\"\n\n\
-             [rtsp]\nport = {port}\n\n[http]\nbind = \"127.0.0.1:{http_port}\"\n\n\
-             [hls]\ndir = \"{hls_dir}\"\nwindow = {window}\n\n\
-             [auth]\nadmin_token = \"{ADMIN_TOKEN}\"\n{extra}\n",
-            settings.source,
-            settings.width,
-            settings.height,
-            settings.fps,
-            settings.camera_extra,
-            settings.encoder,
-            settings.keyframe_interval,
-            settings.profile,
-            hls_dir = dir.path().join("hls").display(),
-            window = settings.hls_window,
-            extra = settings.extra,
-        );
+        config.rtsp.port = port;
+        config.http.bind = format!("127.0.0.1:{http_port}");
+        if config.hls.dir.is_empty() {
+            config.hls.dir = dir.path().join("hls").display().to_string();
+        }
         let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, config).expect("write config");
+        let text = toml::to_string(&config).expect("the test config serialises");
+        std::fs::write(&config_path, text).expect("write config");
         std::fs::create_dir(dir.path().join("dots")).expect("dot dir");
         let log = std::fs::File::create(dir.path().join("edgecam.log")).expect("log file");
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["--config", config_path.to_str().expect("utf-8 path"), "run"])
             .env("GST_DEBUG_DUMP_DOT_DIR", dir.path().join("dots"))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
-            .envs(settings.env.iter().map(|(k, v)| (k, v)))
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start edgecam");
+            .stderr(log);
+        if let Some(limit) = launch.open_files {
+            // SAFETY: setrlimit is async-signal-safe and touches only the
+            // child about to exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command.spawn().expect("start edgecam");
         let mut edgecam = Self {
             child: Some(child),
             dir,
             port,
             http_port,
-            settings,
+            config,
         };
-        edgecam.wait_until_listening()?;
+        edgecam.wait_until_healthy()?;
         Ok(edgecam)
     }
 
     /// Err with the log when a port turned out to be taken.
-    fn wait_until_listening(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    fn wait_until_healthy(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let log = self.log();
-                    if log.contains("Address already in use") {
-                        return Err(log);
-                    }
-                    panic!("edgecam exited early with {status}:\n{log}");
+            if let Some(status) = self.exited() {
+                let log = self.log();
+                if log.contains("cannot be used") {
+                    return Err(log);
                 }
+                panic!("edgecam exited early with {status}:\n{log}");
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && self.log().contains("camera pipeline is playing")
-            {
+            if http("GET", &self.http_url("/healthz")).status == 200 {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "edgecam did not start listening within 20 s:\n{}",
-            self.log()
-        );
+        panic!("edgecam was not healthy within 30 s:\n{}", self.log());
+    }
+
+    /// The exit status, once it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     pub fn url(&self) -> String {
@@ -170,13 +167,14 @@ impl Edgecam {
     }
 
     pub fn hls_dir(&self) -> PathBuf {
-        self.dir.path().join("hls")
+        PathBuf::from(&self.config.hls.dir)
     }
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
 
+    /// The log, for failure messages (tests judge facts, not log lines).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("edgecam.log")).unwrap_or_default()
     }
@@ -193,6 +191,79 @@ impl Edgecam {
             status.map(|s| s.success()).unwrap_or(false),
             "kill -{name} failed"
         );
+    }
+
+    /// `/metrics` now.
+    pub fn metrics(&self) -> String {
+        http("GET", &self.http_url("/metrics")).body
+    }
+
+    /// One series of `/metrics` now, e.g. `edgecam_clients{output="rtsp"}`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        vm::metric(&self.metrics(), series)
+    }
+
+    /// Polls `series` until `wanted` holds, for at most `limit`; returns the
+    /// value that satisfied it, or panics with the last one.
+    pub fn wait_for_metric(
+        &self,
+        series: &str,
+        limit: Duration,
+        wanted: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let deadline = Instant::now() + limit;
+        loop {
+            let value = self.metric(series);
+            if let Some(value) = value.filter(|v| wanted(*v)) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} is {value:?} after {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The metrics WebSocket's first message: what runs (camera, encoder,
+    /// outputs).
+    pub fn hello(&self) -> serde_json::Value {
+        let url = format!("ws://127.0.0.1:{}/api/metrics/ws", self.http_port);
+        let (mut socket, _) = tungstenite::connect(url).expect("WebSocket connect");
+        loop {
+            if let tungstenite::Message::Text(text) = socket.read().expect("WebSocket read") {
+                return serde_json::from_str(&text).expect("JSON");
+            }
+        }
+    }
+
+    /// Polls the HLS playlist until it lists `segments` segments, asked
+    /// from the loopback address `from` (HLS counts viewers by address).
+    pub fn wait_for_playlist(&self, from: &str, segments: usize, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let url = self.http_url("/hls/cam.m3u8");
+            let reply = http_from(Some(from), "GET", &url, &[], None);
+            let listed = reply.body.lines().filter(|l| l.ends_with(".ts")).count();
+            if reply.status == 200 && listed >= segments {
+                return reply.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the playlist never listed {segments} segments: {} {}\n{}",
+                reply.status,
+                reply.body,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `GET /api/outputs`.
+    pub fn outputs(&self) -> serde_json::Value {
+        let reply = http("GET", &self.http_url("/api/outputs"));
+        serde_json::from_str(&reply.body).expect("JSON from /api/outputs")
     }
 
     /// Sends SIGTERM and waits (up to 10 s) for the exit.

@@ -216,7 +216,8 @@ impl Drop for Vm {
     }
 }
 
-/// The value of an unlabelled Prometheus sample `name` in `/metrics` text.
+/// The value of the Prometheus series `name` (with its labels, if any:
+/// `edgecam_clients{output="rtsp"}`) in `/metrics` text.
 pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))

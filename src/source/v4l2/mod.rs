@@ -57,6 +57,8 @@ pub fn find<'a>(wanted: &str, devices: &'a [CaptureDevice]) -> Option<&'a Captur
 #[derive(Debug, Default)]
 pub struct CameraControls {
     device: Mutex<Option<String>>,
+    /// What the open camera captures, e.g. "YUYV 640x360@30".
+    capture: Mutex<Option<String>>,
     settings: Mutex<BTreeMap<String, ControlSetting>>,
 }
 
@@ -84,6 +86,11 @@ impl CameraControls {
         controls::list(&device).map_err(SetError::Control)
     }
 
+    /// The mode the V4L2 camera in use captures, e.g. "MJPG 1280x720@30".
+    pub fn capture(&self) -> Option<String> {
+        self.capture.lock().ok()?.clone()
+    }
+
     /// The device node of the V4L2 camera in use, if the camera is one.
     pub fn device(&self) -> Option<String> {
         self.device.lock().ok()?.clone()
@@ -108,9 +115,12 @@ impl CameraControls {
     }
 
     /// Records the newly opened camera and gives it the remembered values.
-    fn opened(&self, device: &str) {
+    fn opened(&self, device: &str, capture: &Mode) {
         if let Ok(mut current) = self.device.lock() {
             *current = Some(device.to_owned());
+        }
+        if let Ok(mut current) = self.capture.lock() {
+            *current = Some(capture.to_string());
         }
 
         let settings = self.settings.lock().map(|s| s.clone()).unwrap_or_default();
@@ -211,7 +221,7 @@ pub fn build(
         None,
     )?;
     let thread = capture::start(&device.path, &mode, &appsrc)?;
-    camera_controls.opened(&device.path);
+    camera_controls.opened(&device.path, &mode);
     Ok((bin, thread))
 }
 
