@@ -30,6 +30,30 @@ pub enum Step {
     ClientStall(u32),
 }
 
+impl std::fmt::Display for Step {
+    /// As the log says it: the key and its new value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Http(http) => write!(
+                f,
+                "http.bind = {}, max_connections = {}, header_timeout = {}, idle_timeout = {}",
+                http.bind, http.max_connections, http.header_timeout, http.idle_timeout
+            ),
+            Step::Bitrate(encoder) => write!(f, "encoder.bitrate_kbps = {}", encoder.bitrate_kbps),
+            Step::Timing(timing) => write!(
+                f,
+                "camera.stall_timeout_ms = {}, camera.retry_max_s = {}",
+                timing.stall_timeout.as_millis(),
+                timing.max_backoff.as_secs()
+            ),
+            Step::FaultInjection(on) => write!(f, "camera.fault_injection = {on}"),
+            Step::Control(name, setting) => write!(f, "camera.controls.{name} = {setting}"),
+            Step::MetricsRate(rate) => write!(f, "metrics.rate_hz = {rate}"),
+            Step::ClientStall(seconds) => write!(f, "metrics.ws_stall_s = {seconds}"),
+        }
+    }
+}
+
 /// The steps from `running` to `wanted`.
 pub fn steps(running: &Config, wanted: &Config) -> Vec<Step> {
     let mut steps = Vec::new();
@@ -87,7 +111,7 @@ impl Live {
     pub async fn apply(&self, running: &Config, wanted: &Config) -> Result<()> {
         for step in steps(running, wanted) {
             self.make(&step).await?;
-            tracing::info!("applied live: {step:?}");
+            tracing::info!("applied live: {step}");
         }
         Ok(())
     }

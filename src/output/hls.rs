@@ -359,6 +359,20 @@ mod tests {
     use super::{kind, stream_name, with_token};
 
     #[test]
+    fn directories_of_processes_that_are_gone_are_removed() {
+        let base = tempfile::tempdir().unwrap();
+        // No process has this id (Linux's pid_max is at most 4194304).
+        let gone = base.path().join("edgecam-hls-999999999-abc");
+        let other = base.path().join("edgecam-hlsish");
+        std::fs::create_dir(&gone).unwrap();
+        std::fs::write(gone.join("cam-00001.ts"), "x").unwrap();
+        std::fs::create_dir(&other).unwrap();
+        super::remove_abandoned_dirs(base.path());
+        assert!(!gone.exists());
+        assert!(other.exists());
+    }
+
+    #[test]
     fn the_stream_is_named_after_the_rtsp_path() {
         assert_eq!(stream_name("/cam"), "cam");
         assert_eq!(stream_name("/front/door"), "front-door");
