@@ -8,54 +8,14 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::metrics_ws::{self, median, next_json, samples_for, wait_until_streaming, Socket};
 use common::Edgecam;
 use serde_json::Value;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
-
-type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
 fn connect(edgecam: &Edgecam) -> Socket {
-    let url = format!("ws://127.0.0.1:{}/api/metrics/ws", edgecam.http_port);
-    let (socket, _) = tungstenite::connect(url).expect("WebSocket connect");
-    socket
-}
-
-fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        if let Message::Text(text) = socket.read().expect("WebSocket read") {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
-}
-
-fn samples_for(socket: &mut Socket, duration: Duration) -> Vec<Value> {
-    let until = Instant::now() + duration;
-    let mut samples = Vec::new();
-    while Instant::now() < until {
-        samples.push(next_json(socket));
-    }
-    samples
-}
-
-/// Samples until frames have flowed for a whole rate window (a sample's
-/// one-second rates count the time before the first frame).
-fn wait_until_streaming(socket: &mut Socket) {
-    loop {
-        let sample = next_json(socket);
-        if sample["encoded_frames_total"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-    }
-    samples_for(socket, Duration::from_millis(1200));
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    metrics_ws::connect(&edgecam.http_url("/api/metrics/ws"))
 }
 
 /// The share of the samples taken between a client's first and last that

@@ -5,16 +5,12 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::metrics_ws::{self, median, next_json, samples_for, wait_until_streaming, Socket};
 use common::Edgecam;
 use serde_json::Value;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
-
-type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
 
 /// Every field docs/metrics.md documents for a sample.
 const SAMPLE_FIELDS: &[&str] = &[
@@ -48,55 +44,8 @@ const SAMPLE_FIELDS: &[&str] = &[
 /// worth of JSON in a debug build can take both cores.
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
 fn connect(edgecam: &Edgecam) -> Socket {
-    let url = format!("ws://127.0.0.1:{}/api/metrics/ws", edgecam.http_port);
-    let (socket, _) = tungstenite::connect(url).expect("WebSocket connect");
-    if let MaybeTlsStream::Plain(stream) = socket.get_ref() {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    }
-    socket
-}
-
-/// The next JSON text message (pings are answered by tungstenite itself).
-fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        match socket.read().expect("WebSocket read") {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
-            _ => continue,
-        }
-    }
-}
-
-/// Reads samples until the encoder has been producing for a whole rate
-/// window. Until then a sample's one-second rates count the time before the
-/// first frame (x264 and the first keyframe take a while on a cold machine:
-/// CI once saw a second at 0 fps and one at 9.8 right after start), which is
-/// start-up, not the steady rate these tests judge.
-fn wait_until_streaming(socket: &mut Socket) {
-    let give_up = Instant::now() + Duration::from_secs(30);
-    loop {
-        let sample = next_json(socket);
-        if sample["encoded_frames_total"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(Instant::now() < give_up, "no frame encoded: {sample}");
-    }
-    // The rate window is one second; a little more so it holds frames only.
-    samples_for(socket, Duration::from_millis(1200));
-}
-
-fn samples_for(socket: &mut Socket, duration: Duration) -> Vec<Value> {
-    let until = Instant::now() + duration;
-    let mut samples = Vec::new();
-    while Instant::now() < until {
-        samples.push(next_json(socket));
-    }
-    samples
+    metrics_ws::connect(&edgecam.http_url("/api/metrics/ws"))
 }
 
 #[test]

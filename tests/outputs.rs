@@ -7,27 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{http, http_with, Edgecam, ReceivedFrame, ADMIN_TOKEN};
+use common::{http, Edgecam, ReceivedFrame};
 
 const RTSP_JOINS: &str = "edgecam_viewer_joins_total{output=\"rtsp\"}";
 
-/// PATCHes `fragment` with the current ETag; the reply's JSON.
+/// PATCHes `fragment`, which must be taken; the reply's JSON.
 fn patch(edgecam: &Edgecam, fragment: &str) -> serde_json::Value {
-    let admin = format!("Authorization: Bearer {ADMIN_TOKEN}");
-    let read = http_with("GET", &edgecam.http_url("/api/config"), &[&admin], None);
-    let etag = read
-        .head
-        .lines()
-        .find_map(|l| l.strip_prefix("etag:"))
-        .map(|v| v.trim().to_owned())
-        .expect("an ETag");
-    let if_match = format!("If-Match: {etag}");
-    let reply = http_with(
-        "PATCH",
-        &edgecam.http_url("/api/config"),
-        &[&admin, &if_match],
-        Some(fragment),
-    );
+    let reply = edgecam.patch_config(fragment);
     assert_eq!(reply.status, 200, "{fragment}: {}", reply.body);
     serde_json::from_str(&reply.body).expect("JSON")
 }

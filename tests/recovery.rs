@@ -133,11 +133,7 @@ fn a_source_error_is_a_loss_not_the_end() {
     let mut config = common::config();
     config.camera.fault_injection = true;
     let edgecam = Edgecam::start(config);
-    let injected = http(
-        "POST",
-        &edgecam.http_url("/api/camera/fault?kind=error&seconds=2"),
-    );
-    assert_eq!(injected.status, 200, "{}", injected.body);
+    edgecam.inject_camera_fault("error", 2);
     edgecam.wait_for_metric("edgecam_camera_losses_total", Duration::from_secs(5), |n| {
         n == 1.0
     });

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{http, http_with, Edgecam, Launch, Player, ADMIN_TOKEN};
+use common::{http, Edgecam, Launch, Player};
 use edgecam::config::Span;
 
 /// Lets this test process hold thousands of sockets.
@@ -27,35 +27,13 @@ fn raise_own_file_limit(wanted: u64) {
     }
 }
 
-fn write_config(edgecam: &Edgecam, fragment: &str) -> common::HttpReply {
-    let admin = format!("Authorization: Bearer {ADMIN_TOKEN}");
-    let read = http_with("GET", &edgecam.http_url("/api/config"), &[&admin], None);
-    let etag = read
-        .head
-        .lines()
-        .find_map(|l| l.strip_prefix("etag:"))
-        .map(|v| v.trim().to_owned())
-        .expect("an ETag");
-    let if_match = format!("If-Match: {etag}");
-    http_with(
-        "PATCH",
-        &edgecam.http_url("/api/config"),
-        &[&admin, &if_match],
-        Some(fragment),
-    )
-}
-
 #[test]
 fn a_camera_open_that_hangs_holds_back_neither_changes_nor_sigterm() {
     let mut config = common::config();
     config.camera.fault_injection = true;
     config.camera.stall_timeout_ms = 500;
     let edgecam = Edgecam::start(config);
-    let hang = http(
-        "POST",
-        &edgecam.http_url("/api/camera/fault?kind=hang&seconds=120"),
-    );
-    assert_eq!(hang.status, 200, "{}", hang.body);
+    edgecam.inject_camera_fault("hang", 120);
     edgecam.wait_for_metric("edgecam_camera_opening", Duration::from_secs(10), |n| {
         n == 1.0
     });
@@ -63,7 +41,7 @@ fn a_camera_open_that_hangs_holds_back_neither_changes_nor_sigterm() {
     // During the hang: a change of the camera is refused with the reason,
     // at once; a change elsewhere applies (the slate keeps frames moving).
     let asked = Instant::now();
-    let refused = write_config(&edgecam, "[camera]\nwidth = 320\nheight = 180\n");
+    let refused = edgecam.patch_config("[camera]\nwidth = 320\nheight = 180\n");
     println!(
         "camera change during a hung open: {} after {} ms: {}",
         refused.status,
@@ -73,7 +51,7 @@ fn a_camera_open_that_hangs_holds_back_neither_changes_nor_sigterm() {
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert!(refused.body.contains("being reopened"), "{}", refused.body);
     assert!(refused.head.contains("retry-after"), "{}", refused.head);
-    let applied = write_config(&edgecam, "[metrics]\nrate_hz = 5\n");
+    let applied = edgecam.patch_config("[metrics]\nrate_hz = 5\n");
     assert_eq!(applied.status, 200, "{}", applied.body);
     assert_eq!(http("GET", &edgecam.http_url("/healthz")).status, 200);
     assert_eq!(edgecam.metric("edgecam_camera_opening"), Some(1.0));

@@ -73,13 +73,6 @@ fn has(message: &str, line: &str) -> bool {
     message.lines().any(|l| l.starts_with(line))
 }
 
-fn inject(edgecam: &Edgecam, kind: &str, seconds: u32) -> Instant {
-    let url = edgecam.http_url(&format!("/api/camera/fault?kind={kind}&seconds={seconds}"));
-    let reply = http("POST", &url);
-    assert_eq!(reply.status, 200, "fault injection: {}", reply.body);
-    Instant::now()
-}
-
 fn sleep_until(at: Instant) {
     std::thread::sleep(at.saturating_duration_since(Instant::now()));
 }
@@ -142,7 +135,7 @@ fn ready_after_the_first_frame_watchdog_only_while_frames_move_stopping_at_the_e
 
     // The camera stalls: the slate keeps the outputs moving (viewers stay),
     // so the watchdog is still fed and the status says NO SIGNAL.
-    let stalled = inject(&edgecam, "stall", 4);
+    let stalled = edgecam.inject_camera_fault("stall", 4);
     sleep_until(stalled + 4 * second);
     let pings = systemd
         .between("WATCHDOG=1", stalled + second, stalled + 4 * second)
@@ -156,7 +149,7 @@ fn ready_after_the_first_frame_watchdog_only_while_frames_move_stopping_at_the_e
     // The encoder wedges: nothing reaches the outputs, the pings stop (after
     // at most one look that still saw frames from before), and resume when
     // frames do. The windows leave a second either side for a busy machine.
-    let wedged = inject(&edgecam, "wedge", 5);
+    let wedged = edgecam.inject_camera_fault("wedge", 5);
     sleep_until(wedged + 8 * second);
     let during = systemd.between("WATCHDOG=1", wedged + 2 * second, wedged + 4 * second);
     let after = systemd.between("WATCHDOG=1", wedged + 5 * second, wedged + 8 * second);

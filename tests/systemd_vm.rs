@@ -69,13 +69,10 @@ fn wait_for_metric(vm: &SystemdVm, series: &str, timeout: Duration, wanted: impl
 
 /// The metrics WebSocket's `hello` from edgecam in the guest.
 fn hello(vm: &SystemdVm) -> serde_json::Value {
-    let url = format!("ws://127.0.0.1:{}/api/metrics/ws", vm.host_port(8080));
-    let (mut socket, _) = tungstenite::connect(url).expect("WebSocket connect");
-    loop {
-        if let tungstenite::Message::Text(text) = socket.read().expect("WebSocket read") {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
+    common::metrics_ws::hello(&format!(
+        "http://127.0.0.1:{}/api/metrics/ws",
+        vm.host_port(8080)
+    ))
 }
 
 fn assert_streams(vm: &SystemdVm) {

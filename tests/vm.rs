@@ -141,15 +141,7 @@ fn put_control(vm: &Vm, name: &str, value: &str) -> common::HttpReply {
 
 /// The metrics WebSocket's `hello` from the camera serving `web`.
 fn hello(vm: &Vm, web: u16) -> serde_json::Value {
-    let url = vm
-        .http_url(web, "/api/metrics/ws")
-        .replacen("http://", "ws://", 1);
-    let (mut socket, _) = tungstenite::connect(url).expect("WebSocket connect");
-    loop {
-        if let tungstenite::Message::Text(text) = socket.read().expect("WebSocket read") {
-            return serde_json::from_str(&text).expect("JSON");
-        }
-    }
+    common::metrics_ws::hello(&vm.http_url(web, "/api/metrics/ws"))
 }
 
 /// Waits until the camera is live again after `reconnects_before`.

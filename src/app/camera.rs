@@ -75,20 +75,13 @@ impl Camera {
         Self { commands }
     }
 
-    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command, stopped: T) -> T {
-        let (reply, answer) = oneshot::channel();
-        if self.commands.send(command(reply)).await.is_err() {
-            return stopped;
-        }
-        answer.await.unwrap_or(stopped)
-    }
-
     /// Builds the camera for `config`, replacing the one that runs. When
     /// the new one cannot run, the old one runs again and the error says
     /// why.
     pub async fn start(&self, config: &Config) -> Result<(), ApplyError> {
         let config = Box::new(config.clone());
-        self.ask(
+        super::ask(
+            &self.commands,
             |reply| Command::Start { config, reply },
             Err(ApplyError::Failed("edgecam is stopping".to_owned())),
         )
@@ -97,7 +90,8 @@ impl Camera {
 
     pub async fn set_bitrate(&self, encoder: &EncoderConfig) -> Result<(), String> {
         let encoder = encoder.clone();
-        self.ask(
+        super::ask(
+            &self.commands,
             |reply| Command::SetBitrate { encoder, reply },
             Err("edgecam is stopping".to_owned()),
         )
@@ -110,7 +104,7 @@ impl Camera {
 
     /// Stops the camera pipeline.
     pub async fn stop(&self) {
-        self.ask(Command::Stop, ()).await;
+        super::ask(&self.commands, Command::Stop, ()).await;
     }
 }
 
@@ -226,7 +220,7 @@ impl Actor {
         tracing::warn!("the new camera did not start: {error}; starting the previous one");
         if let Err(again) = self.build(&previous).await {
             tracing::error!("the previous camera does not start either: {again:#}");
-            self.schedule_rebuild(previous);
+            self.schedule_rebuild(previous, None);
         }
         Err(error)
     }
@@ -290,12 +284,10 @@ impl Actor {
         let _ = tokio::task::spawn_blocking(move || pipeline.stop()).await;
     }
 
-    /// Builds `config` again after a wait that doubles with each failure.
-    fn schedule_rebuild(&mut self, config: Config) {
-        let wait = self
-            .rebuild
-            .as_ref()
-            .map_or(FIRST_REBUILD_WAIT, |r| (r.wait * 2).min(MAX_REBUILD_WAIT));
+    /// Builds `config` again after a wait that doubles with each failure
+    /// in a row (`previous`: the wait before this failure).
+    fn schedule_rebuild(&mut self, config: Config, previous: Option<Duration>) {
+        let wait = previous.map_or(FIRST_REBUILD_WAIT, |wait| (wait * 2).min(MAX_REBUILD_WAIT));
         tracing::warn!(
             "rebuilding the camera pipeline in {:.0} s",
             wait.as_secs_f64()
@@ -308,25 +300,18 @@ impl Actor {
     }
 
     async fn on_tick(&mut self) {
-        let due = self
-            .rebuild
-            .as_ref()
-            .is_some_and(|r| Instant::now() >= r.at && self.reopening.is_none());
-        if due {
-            if let Some(rebuild) = self.rebuild.take() {
-                self.stop().await;
-                match self.build(&rebuild.config).await {
-                    Ok(()) => tracing::info!("the camera pipeline is rebuilt"),
-                    Err(err) => {
-                        tracing::error!("rebuilding the camera failed: {err:#}");
-                        self.rebuild = Some(rebuild);
-                        let config = self
-                            .rebuild
-                            .as_ref()
-                            .map(|r| r.config.clone())
-                            .unwrap_or_default();
-                        self.schedule_rebuild(config);
-                    }
+        let due = self.reopening.is_none()
+            && self
+                .rebuild
+                .as_ref()
+                .is_some_and(|r| Instant::now() >= r.at);
+        if let Some(rebuild) = self.rebuild.take_if(|_| due) {
+            self.stop().await;
+            match self.build(&rebuild.config).await {
+                Ok(()) => tracing::info!("the camera pipeline is rebuilt"),
+                Err(err) => {
+                    tracing::error!("rebuilding the camera failed: {err:#}");
+                    self.schedule_rebuild(rebuild.config, Some(rebuild.wait));
                 }
             }
         }
@@ -386,7 +371,7 @@ impl Actor {
             Origin::Pipeline if self.rebuild.is_none() => {
                 tracing::error!("the camera pipeline failed: {failure}");
                 let config = current.config.clone();
-                self.schedule_rebuild(config);
+                self.schedule_rebuild(config, None);
             }
             Origin::Pipeline => tracing::debug!("the failed camera pipeline: {failure}"),
         }

@@ -200,6 +200,20 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
     stop(&http, &outputs, &camera).await
 }
 
+/// Sends a task the command `command` makes around a reply channel, and
+/// waits for the reply; `stopped` when the task is gone.
+async fn ask<C, T>(
+    commands: &tokio::sync::mpsc::Sender<C>,
+    command: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> C,
+    stopped: T,
+) -> T {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if commands.send(command(reply)).await.is_err() {
+        return stopped;
+    }
+    answer.await.unwrap_or(stopped)
+}
+
 /// Stops everything at once, each part given at most a second: a part
 /// that hangs (a camera open) is left behind rather than holding the exit.
 async fn stop(

@@ -87,20 +87,13 @@ impl Outputs {
         Self { commands }
     }
 
-    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command, stopped: T) -> T {
-        let (reply, answer) = oneshot::channel();
-        if self.commands.send(command(reply)).await.is_err() {
-            return stopped;
-        }
-        answer.await.unwrap_or(stopped)
-    }
-
     /// Starts what `config` enables and stops the rest; restarts the
     /// outputs named in `restart` (their settings changed). Errors name
     /// every output that did not start.
     pub async fn apply(&self, config: &Config, restart: Vec<&'static str>) -> Result<(), String> {
         let config = Box::new(config.clone());
-        self.ask(
+        super::ask(
+            &self.commands,
             |reply| Command::Apply {
                 config,
                 restart,
@@ -113,7 +106,8 @@ impl Outputs {
 
     /// Makes a running output fail on purpose (fault injection).
     pub async fn break_output(&self, name: String) -> Result<(), String> {
-        self.ask(
+        super::ask(
+            &self.commands,
             |reply| Command::Break { name, reply },
             Err("edgecam is stopping".to_owned()),
         )
@@ -121,7 +115,7 @@ impl Outputs {
     }
 
     pub async fn stop(&self) {
-        self.ask(Command::Stop, ()).await;
+        super::ask(&self.commands, Command::Stop, ()).await;
     }
 }
 

@@ -16,6 +16,7 @@ use edgecam::config::{Config, EncoderKind, SourceKind};
 use edgecam::source::identity::unix_time_us;
 use edgecam::source::stamp::{self, Stamp};
 
+pub mod metrics_ws;
 pub mod systemd_vm;
 pub mod vm;
 
@@ -229,13 +230,35 @@ impl Edgecam {
     /// The metrics WebSocket's first message: what runs (camera, encoder,
     /// outputs).
     pub fn hello(&self) -> serde_json::Value {
-        let url = format!("ws://127.0.0.1:{}/api/metrics/ws", self.http_port);
-        let (mut socket, _) = tungstenite::connect(url).expect("WebSocket connect");
-        loop {
-            if let tungstenite::Message::Text(text) = socket.read().expect("WebSocket read") {
-                return serde_json::from_str(&text).expect("JSON");
-            }
-        }
+        metrics_ws::hello(&self.http_url("/api/metrics/ws"))
+    }
+
+    /// Makes the test source fail (`camera.fault_injection` must be on).
+    pub fn inject_camera_fault(&self, kind: &str, seconds: u32) -> Instant {
+        let url = self.http_url(&format!("/api/camera/fault?kind={kind}&seconds={seconds}"));
+        let reply = http("POST", &url);
+        assert_eq!(reply.status, 200, "fault injection: {}", reply.body);
+        Instant::now()
+    }
+
+    /// PATCHes the TOML `fragment` into the configuration, with the ETag
+    /// read just before.
+    pub fn patch_config(&self, fragment: &str) -> HttpReply {
+        let admin = format!("Authorization: Bearer {ADMIN_TOKEN}");
+        let read = http_with("GET", &self.http_url("/api/config"), &[&admin], None);
+        let etag = read
+            .head
+            .lines()
+            .find_map(|l| l.strip_prefix("etag:"))
+            .map(|v| v.trim().to_owned())
+            .expect("an ETag");
+        let if_match = format!("If-Match: {etag}");
+        http_with(
+            "PATCH",
+            &self.http_url("/api/config"),
+            &[&admin, &if_match],
+            Some(fragment),
+        )
     }
 
     /// Polls the HLS playlist until it lists `segments` segments, asked
