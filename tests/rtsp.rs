@@ -165,9 +165,11 @@ fn ten_viewers_share_one_encoder() {
 #[test]
 fn sigterm_stops_cleanly_within_two_seconds() {
     let edgecam = Edgecam::start(common::config());
-    // With a viewer attached, so shutdown has a live session to end.
+    // With a viewer attached, so shutdown has a live session to end (it is
+    // cut off: its outcome is not the point).
+    let file = edgecam.dir.path().join("cut-off.mkv");
     let url = edgecam.url();
-    let viewer = std::thread::spawn(move || probe_stream(&url, "tcp"));
+    let viewer = std::thread::spawn(move || record(&url, "tcp", 10, &file));
     edgecam.wait_for_metric(
         "edgecam_clients{output=\"rtsp\"}",
         Duration::from_secs(10),

@@ -93,7 +93,7 @@ pub fn render(
     gauge(
         &mut registry,
         "camera_reopen_to_live_seconds",
-        "At the last reconnect, from the camera reopened to its live video shown",
+        "At the last reconnect, from the start of the reopening to live video shown",
         sample.camera.reopen_to_live_ms.map(|ms| ms as f64 / 1000.0),
     );
     gauge(

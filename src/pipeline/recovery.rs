@@ -32,7 +32,7 @@ pub struct CameraStatus {
     pub opening: bool,
     /// Reopenings tried since start.
     pub reopens: u64,
-    /// At the last reconnect: from the end of the reopening that brought
+    /// At the last reconnect: from the start of the reopening that brought
     /// the camera back to its live video shown, in ms.
     pub reopen_to_live_ms: Option<u64>,
 }
@@ -88,8 +88,8 @@ enum State {
         /// that failed is still in place: frames it had in flight prove
         /// nothing, only a reopened source can bring the camera back.
         baseline: Option<u64>,
-        /// When the last reopening finished: how long a returning camera
-        /// took to deliver is measured from here.
+        /// When the last reopening started: how long a returning camera
+        /// took to deliver is measured from here (the open included).
         reopened: Option<Instant>,
     },
     /// A reopening is under way; nothing else is tried until it reports.
@@ -230,7 +230,7 @@ impl Recovery {
             backoff,
             shown_seconds,
             baseline: Some(captured),
-            reopened: Some(now),
+            reopened: Some(started),
         };
     }
 
@@ -429,7 +429,8 @@ mod tests {
             ),
             ("live", 1, 1, 1)
         );
-        assert_eq!(status.reopen_to_live_ms, Some(100));
+        // Reopened at 0.5 s after the loss, slowly, live at 2.1 s.
+        assert_eq!(status.reopen_to_live_ms, Some(1600));
     }
 
     #[test]
