@@ -57,7 +57,7 @@ fn viewer_through_a_five_second_loss(format: CaptureFormat) -> Edgecam {
     edgecam.wait_for_metric("edgecam_camera_live", Duration::from_secs(3), |n| n == 0.0);
     let health = http("GET", &edgecam.http_url("/healthz")).body;
     assert!(
-        health.contains("NO SIGNAL slate (camera lost)"),
+        health.contains("NO SIGNAL slate (camera lost: no frame for"),
         "/healthz during the loss: {health}"
     );
     let frames = viewer.join().expect("viewer");

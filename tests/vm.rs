@@ -7,12 +7,9 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::vm::{metric, GuestCamera, Vm};
+use common::vm::{metric, GuestCamera, Viewer, Vm};
 use common::{http, probe_stream};
 use edgecam::config::{CaptureFormat, SourceKind};
 
@@ -48,86 +45,6 @@ struct Resources {
     rss: f64,
     anon: f64,
     fds: f64,
-}
-
-/// An RTSP viewer kept connected for the whole test: ffmpeg decoding to
-/// grey frames, each recorded with its arrival time and mean luma.
-struct Viewer {
-    child: Child,
-    frames: Arc<Mutex<Vec<(Instant, f64)>>>,
-}
-
-impl Viewer {
-    fn connect(url: &str, width: usize, height: usize) -> Self {
-        let mut child = Command::new("ffmpeg")
-            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url])
-            .args([
-                "-an",
-                "-fps_mode",
-                "passthrough",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "gray",
-                "-",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ffmpeg");
-        let mut stdout = child.stdout.take().expect("ffmpeg stdout");
-        let frames = Arc::new(Mutex::new(Vec::new()));
-        let sink = frames.clone();
-        std::thread::spawn(move || {
-            let mut frame = vec![0u8; width * height];
-            while stdout.read_exact(&mut frame).is_ok() {
-                let mean = frame.iter().map(|&y| f64::from(y)).sum::<f64>() / frame.len() as f64;
-                sink.lock().expect("frames").push((Instant::now(), mean));
-            }
-        });
-        Self { child, frames }
-    }
-
-    fn still_connected(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Mean luma of the frames received in the last `span`.
-    fn recent_luma(&self, span: Duration) -> Option<f64> {
-        let frames = self.frames.lock().expect("frames");
-        let recent: Vec<f64> = frames
-            .iter()
-            .filter(|(at, _)| at.elapsed() < span)
-            .map(|(_, y)| *y)
-            .collect();
-        (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64)
-    }
-
-    /// The longest wait between two frames since `from`.
-    fn longest_gap_since(&self, from: Instant) -> Duration {
-        let frames = self.frames.lock().expect("frames");
-        let times: Vec<Instant> = frames
-            .iter()
-            .map(|(at, _)| *at)
-            .filter(|at| *at >= from)
-            .collect();
-        times
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .max()
-            .unwrap_or_default()
-    }
-
-    fn count(&self) -> usize {
-        self.frames.lock().expect("frames").len()
-    }
-}
-
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn metrics(vm: &Vm) -> String {
@@ -174,6 +91,7 @@ fn vivid_camera_in_a_vm() {
                 name: "cam0",
                 config: guest_config("/dev/video0", CaptureFormat::Yuyv, (640, 360, 30), CAM0),
                 ports: CAM0,
+                env: "",
             },
             GuestCamera {
                 name: "cam1",
@@ -184,6 +102,7 @@ fn vivid_camera_in_a_vm() {
                     CAM1,
                 ),
                 ports: CAM1,
+                env: "",
             },
         ],
     );

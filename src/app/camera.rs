@@ -18,7 +18,7 @@ use crate::metrics::{CameraDescription, Metrics};
 use crate::pipeline::encoder::{self, Choice};
 use crate::pipeline::inventory::Inventory;
 use crate::pipeline::recovery::{Action, Recovery, SharedStatus, Timing};
-use crate::pipeline::source_slot::Origin;
+use crate::pipeline::source_slot::{Origin, Start};
 use crate::pipeline::{CameraPipeline, Shared, Taps, Timeline};
 use crate::source::{self, v4l2, ResolvedSource};
 use crate::supervise;
@@ -247,7 +247,10 @@ impl Actor {
             .metrics
             .follow_camera(description.clone(), pipeline.encoder_queue.clone());
         let captured = pipeline.counters.read().captured_frames;
-        let recovery = Recovery::new(timing(config), Instant::now(), captured);
+        let recovery = match &pipeline.sources.missing {
+            Some(reason) => Recovery::missing(timing(config), Instant::now(), reason),
+            None => Recovery::new(timing(config), Instant::now(), captured),
+        };
         self.parts.status.set(recovery.status());
         self.current = Some(Current {
             pipeline: Arc::new(pipeline),
@@ -382,6 +385,17 @@ impl Actor {
             return;
         };
         let captured = current.pipeline.counters.read().captured_frames;
+        let changed = outcome
+            .as_ref()
+            .err()
+            .is_some_and(|err| err.downcast_ref::<v4l2::ShapeChanged>().is_some());
+        if changed && self.rebuild.is_none() {
+            let config = current.config.clone();
+            self.schedule_rebuild(config, None);
+        }
+        let Some(current) = &mut self.current else {
+            return;
+        };
         if outcome.is_ok() {
             // A camera missing at start, or back in another mode.
             current.description.camera["capture"] = self.parts.shared.controls.capture().into();
@@ -500,10 +514,32 @@ fn build(config: &Config, parts: &Parts) -> Result<(CameraPipeline, CameraDescri
         .shared
         .controls
         .replace_settings(camera.controls.clone());
-    let pipeline = CameraPipeline::build(config, &source, &choice, &parts.shared, &parts.timeline)?;
+    let build = |start| {
+        CameraPipeline::build(
+            config,
+            &source,
+            &choice,
+            &parts.shared,
+            &parts.timeline,
+            start,
+        )
+    };
+    let mut pipeline = build(Start::OnTheCamera)?;
     if let Err(err) = pipeline.start() {
         pipeline.stop();
-        return Err(err);
+        // A camera that opened but does not stream (or too slowly for its
+        // first frame to arrive in time) is lost, not fatal: start on the
+        // slate, and recovery reopens it with backoff. Anything else here
+        // (the test pattern, the encoder) will not get better by waiting.
+        if !v4l2 {
+            return Err(err);
+        }
+        tracing::warn!("the camera pipeline did not start: {err:#}; starting on the slate");
+        pipeline = build(Start::OnTheSlate(format!("{err:#}")))?;
+        if let Err(err) = pipeline.start() {
+            pipeline.stop();
+            return Err(err);
+        }
     }
     let mut description = describe(config, &source, &choice);
     // What a V4L2 camera negotiated (null for the test pattern, and while

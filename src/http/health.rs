@@ -15,11 +15,12 @@ const FRESH: Duration = Duration::from_secs(2);
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
     match progress::health(&state.counters, FRESH) {
         // Frames flow either way; say whether they are the camera's.
-        Health::Streaming { frames } => match state.metrics.latest().map(|s| s.camera.state) {
-            Some("lost") => (
+        Health::Streaming { frames } => match state.metrics.latest().map(|s| s.camera) {
+            Some(camera) if camera.state == "lost" => (
                 StatusCode::OK,
                 format!(
-                    "ok: streaming the NO SIGNAL slate (camera lost), {frames} frames so far\n"
+                    "ok: streaming the NO SIGNAL slate (camera lost: {}), {frames} frames so far\n",
+                    camera.problem.as_deref().unwrap_or("no frames")
                 ),
             ),
             _ => (

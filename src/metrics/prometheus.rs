@@ -74,6 +74,12 @@ pub fn render(
     );
     counter(
         &mut registry,
+        "corrupt_frames",
+        "Broken frames from the camera thrown away (truncated or corrupt JPEG)",
+        sample.corrupt_frames,
+    );
+    counter(
+        &mut registry,
         "camera_losses",
         "Times the camera was lost (stall, error, unplug)",
         sample.camera.losses,
@@ -117,7 +123,7 @@ pub fn render(
     gauge(
         &mut registry,
         "encoders",
-        "Video encoders in all running pipelines: one per camera, whatever the viewers",
+        "Video encoders running: one per camera whatever the viewers, none while the camera's H.264 is passed through",
         Some(pipelines.iter().map(|p| p.encoders.len()).sum::<usize>() as f64),
     );
     gauge(

@@ -48,6 +48,8 @@ pub struct Sample {
     pub encoded_fps: f64,
     pub bitrate_kbps: f64,
     pub dropped_frames: u64,
+    /// Broken frames from the camera thrown away (truncated or corrupt JPEG).
+    pub corrupt_frames: u64,
     pub capture_to_encode_ms: Option<f64>,
     /// Viewers per output (see `registry`).
     pub clients: BTreeMap<&'static str, usize>,
@@ -250,6 +252,7 @@ fn build_sample(
         dropped_frames: values
             .captured_frames
             .saturating_sub(values.encoder_input_frames + in_queue),
+        corrupt_frames: values.corrupt_frames,
         capture_to_encode_ms: (latency_count > 0).then(|| {
             (values.latency_sum_us - first.latency_sum_us) as f64 / latency_count as f64 / 1000.0
         }),

@@ -12,6 +12,8 @@ use crate::source::identity;
 #[derive(Clone, Default)]
 pub struct StreamCounters {
     inner: Arc<Inner>,
+    /// Broken frames the source threw away (see `source::Rejects`).
+    pub rejects: crate::source::Rejects,
 }
 
 struct Inner {
@@ -54,6 +56,7 @@ pub struct CounterValues {
     pub last_frame_id: u64,
     pub latency_sum_us: u64,
     pub latency_count: u64,
+    pub corrupt_frames: u64,
 }
 
 impl StreamCounters {
@@ -135,6 +138,7 @@ impl StreamCounters {
             last_frame_id: i.last_frame_id.load(Ordering::Relaxed),
             latency_sum_us: i.latency_sum_us.load(Ordering::Relaxed),
             latency_count: i.latency_count.load(Ordering::Relaxed),
+            corrupt_frames: self.rejects.count(),
         }
     }
 }

@@ -17,7 +17,7 @@ pub struct Inventory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineSummary {
     pub name: String,
-    /// Factory names of the video encoders in it.
+    /// Factory names of the video encoders running in it.
     pub encoders: Vec<String>,
 }
 
@@ -66,13 +66,16 @@ impl Inventory {
     }
 }
 
+/// The encoders in `bin` that run: the slate's encoder, standing by while
+/// a camera's H.264 is passed through, is no encoding.
 fn encoders_in(bin: &gst::Bin) -> Vec<String> {
     let mut found = Vec::new();
     for element in bin.iterate_recurse().into_iter().flatten() {
         let Some(factory) = element.factory() else {
             continue;
         };
-        if factory.has_type(gst::ElementFactoryType::VIDEO_ENCODER) {
+        let running = element.current_state() == gst::State::Playing;
+        if running && factory.has_type(gst::ElementFactoryType::VIDEO_ENCODER) {
             found.push(factory.name().to_string());
         }
     }

@@ -64,6 +64,7 @@ impl CameraPipeline {
         choice: &Choice,
         shared: &Shared,
         timeline: &Timeline,
+        start: source_slot::Start,
     ) -> Result<Self> {
         let pipeline = gst::Pipeline::with_name("camera");
         // Outputs run on the same timeline (see `tap`), set before the
@@ -94,6 +95,7 @@ impl CameraPipeline {
             shared,
             timeline,
             slate_encoder,
+            start,
         )?;
 
         // A frame the encoder cannot take in time is dropped here, at the

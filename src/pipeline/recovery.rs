@@ -22,7 +22,7 @@ const FLOWING: Duration = Duration::from_millis(300);
 const FRAMES_TO_COME_BACK: u64 = 3;
 
 /// What the metrics and logs report about the camera.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CameraStatus {
     /// "live" or "lost".
     pub state: &'static str,
@@ -35,6 +35,8 @@ pub struct CameraStatus {
     /// At the last reconnect: from the start of the reopening that brought
     /// the camera back to its live video shown, in ms.
     pub reopen_to_live_ms: Option<u64>,
+    /// While it is lost: why (the loss, then the last reopening's error).
+    pub problem: Option<String>,
 }
 
 /// The status, shared with the sampler.
@@ -43,7 +45,7 @@ pub struct SharedStatus(Arc<Mutex<CameraStatus>>);
 
 impl SharedStatus {
     pub fn get(&self) -> CameraStatus {
-        self.0.lock().map(|s| *s).unwrap_or_default()
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     pub fn set(&self, status: CameraStatus) {
@@ -125,8 +127,26 @@ impl Recovery {
         }
     }
 
+    /// A camera that could not be opened (absent, or it did not start):
+    /// the slate shows and reopening starts at once. Not counted as a
+    /// loss: it was never there.
+    pub fn missing(timing: Timing, now: Instant, reason: &str) -> Self {
+        let mut recovery = Self::new(timing, now, 0);
+        recovery.status.state = "lost";
+        recovery.status.problem = Some(reason.to_owned());
+        recovery.state = State::Lost {
+            since: now,
+            next_retry: now + FIRST_RETRY,
+            backoff: FIRST_RETRY,
+            shown_seconds: 0,
+            baseline: None,
+            reopened: None,
+        };
+        recovery
+    }
+
     pub fn status(&self) -> CameraStatus {
-        self.status
+        self.status.clone()
     }
 
     /// New loss and retry timings, from a live configuration change.
@@ -221,6 +241,7 @@ impl Recovery {
                     "camera: reopening failed after {:.2} s: {err}",
                     now.saturating_duration_since(started).as_secs_f64()
                 );
+                self.status.problem = Some(err.clone());
                 backoff
             }
         };
@@ -237,6 +258,7 @@ impl Recovery {
     fn lose(&mut self, now: Instant, reason: &str, baseline: Option<u64>) -> Vec<Action> {
         self.status.losses += 1;
         self.status.state = "lost";
+        self.status.problem = Some(reason.to_owned());
         self.state = State::Lost {
             since: now,
             next_retry: now + FIRST_RETRY,
@@ -262,6 +284,7 @@ impl Recovery {
         }
         self.status.reconnects += 1;
         self.status.state = "live";
+        self.status.problem = None;
         self.state = State::Live;
         tracing::info!(
             reconnects = self.status.reconnects,
@@ -431,6 +454,15 @@ mod tests {
         );
         // Reopened at 0.5 s after the loss, slowly, live at 2.1 s.
         assert_eq!(status.reopen_to_live_ms, Some(1600));
+    }
+
+    #[test]
+    fn a_camera_missing_from_the_start_is_reopened_at_once_but_was_never_lost() {
+        let now = Instant::now();
+        let mut recovery = Recovery::missing(TIMING, now, "not present");
+        let status = recovery.status();
+        assert_eq!((status.state, status.losses), ("lost", 0));
+        assert_eq!(recovery.step(now + 500 * MS, 0), [Action::Reopen]);
     }
 
     #[test]

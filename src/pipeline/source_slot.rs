@@ -50,6 +50,9 @@ pub struct SourceSlot {
     pub controls: SharedControls,
     counters: StreamCounters,
     timeline: super::Timeline,
+    /// Why the camera could not be opened when the slot was made (it
+    /// started on the slate), if it could not.
+    pub missing: Option<String>,
 }
 
 impl SourceSlot {
@@ -64,11 +67,21 @@ impl SourceSlot {
         shared: &super::Shared,
         timeline: &super::Timeline,
         slate_encoder: Option<Vec<gst::Element>>,
+        start: Start,
     ) -> Result<Self> {
         let passthrough = slate_encoder.is_some();
         let ids = FrameIds::default();
+        // A switch, not a synchroniser: by default the selector holds a
+        // buffer on an inactive pad until the active one's running time
+        // has passed it. The slate is encoded in passthrough mode, and
+        // where that encode runs slower than real time (an emulated guest,
+        // a busy board) its running time falls further behind the camera's
+        // every second: the camera's frames waited in the selector for
+        // ever, its appsrc dropped all the rest, and a returning H.264
+        // camera never came back (issue 12). Inactive buffers are dropped.
         let selector = gst::ElementFactory::make("input-selector")
             .name("source-selector")
+            .property("sync-streams", false)
             .build()
             .context("input-selector (GStreamer's core elements)")?;
         let slate = Slate::build(
@@ -108,15 +121,30 @@ impl SourceSlot {
             controls: shared.controls.clone(),
             counters: shared.counters.clone(),
             timeline: timeline.clone(),
+            missing: None,
         };
-        match slot.attach() {
+        let mut slot = slot;
+        let attached = match start {
+            Start::OnTheCamera => slot.attach(),
+            Start::OnTheSlate(why) => Err(anyhow::anyhow!("{why}")),
+        };
+        match attached {
+            // Passed-through H.264 can only be joined at a keyframe, which
+            // a camera sends once a GOP (seconds, for some): the slate runs
+            // until then, so the pipeline starts, and viewers see a picture,
+            // at once.
+            Ok(()) if passthrough => {
+                slot.show_slate();
+                slot.show_live();
+            }
             Ok(()) => slot.show_live(),
-            // A camera that is not there (yet) is a camera loss like any
-            // other: the outputs start on the slate and recovery keeps
-            // looking for it.
+            // A camera that is not there (yet), or did not start, is a
+            // camera loss like any other: the outputs start on the slate
+            // and recovery keeps reopening it.
             Err(err) if matches!(source, ResolvedSource::V4l2(_)) => {
                 tracing::warn!("the camera cannot be opened yet: {err:#}; showing the slate");
                 slot.show_slate();
+                slot.missing = Some(format!("{err:#}"));
             }
             Err(err) => return Err(err),
         }
@@ -136,6 +164,7 @@ impl SourceSlot {
             &self.ids,
             &self.faults,
             &self.controls,
+            &self.counters.rejects,
             self.passthrough,
         )?;
         let src = bin.static_pad("src").context("source bin has no src pad")?;
@@ -339,6 +368,16 @@ fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// What a new camera pipeline shows first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// The camera, opened now.
+    OnTheCamera,
+    /// The slate, with why the camera is not opened now (an earlier
+    /// attempt did not start): recovery opens it later.
+    OnTheSlate(String),
 }
 
 /// Who sent a message on the camera pipeline's bus.

@@ -13,6 +13,21 @@ use anyhow::{Context, Result};
 
 use crate::config::{CameraConfig, CaptureFormat, SourceKind};
 
+/// Frames a source received but threw away because they were broken:
+/// truncated or corrupt JPEG from a USB webcam. Counted, never fatal.
+#[derive(Clone, Default, Debug)]
+pub struct Rejects(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Rejects {
+    pub fn reject(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The source that will actually run, after "auto" has been decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolvedSource {
@@ -98,13 +113,15 @@ pub struct BuiltSource {
 
 /// Builds the source bin for `source` at the configured size and rate,
 /// numbering frames from `ids`. `faults` reaches the test pattern only;
-/// a V4L2 camera gets its `controls` each time it opens.
+/// a V4L2 camera gets its `controls` each time it opens, and counts the
+/// broken frames it throws away in `rejects`.
 pub fn build(
     source: &ResolvedSource,
     camera: &CameraConfig,
     ids: &identity::FrameIds,
     faults: &fault::FaultInjector,
     controls: &v4l2::CameraControls,
+    rejects: &Rejects,
     passthrough: bool,
 ) -> Result<BuiltSource> {
     match source {
@@ -112,9 +129,11 @@ pub fn build(
             test_pattern::build(camera, ids, faults).map(|bin| BuiltSource { bin, capture: None })
         }
         ResolvedSource::V4l2(_) => {
-            v4l2::build(camera, ids, controls, passthrough).map(|(bin, thread)| BuiltSource {
-                bin,
-                capture: Some(thread),
+            v4l2::build(camera, ids, controls, rejects, passthrough).map(|(bin, thread)| {
+                BuiltSource {
+                    bin,
+                    capture: Some(thread),
+                }
             })
         }
     }

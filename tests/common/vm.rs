@@ -5,11 +5,76 @@
 //! host reaches the guest's ports through loopback forwards only.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{free_port, http, BIN};
+
+/// A "USB webcam" in the guest: a v4l2loopback node fed by a writer (a
+/// shell pipeline ending in ffmpeg's v4l2 output). The writer runs while
+/// the file `<name>.pause` is absent from the job directory
+/// ([`Vm::pause`], [`Vm::resume`]); stopping it is an unplug as the node
+/// sees it (exclusive_caps: no writer, no capture device). The same
+/// machinery runs any other guest process the host starts and stops (a
+/// bare gst-launch for comparison).
+pub struct GuestWriter {
+    pub name: &'static str,
+    /// The v4l2loopback node it feeds (/dev/video10 on), or None for a
+    /// process that feeds no node.
+    pub device: Option<&'static str>,
+    /// The shell command; [`Vm::set_command`] replaces it for the next
+    /// start.
+    pub command: String,
+    /// Start paused (a camera plugged in later).
+    pub paused: bool,
+}
+
+/// The guest side of writers, cameras and measurements, sourced by the job:
+/// - `writer NAME`: runs `$JOB/NAME.cmd` in its own process group while
+///   `$JOB/NAME.pause` is absent, and again whenever it ends;
+/// - `camera NAME ARGS…`: runs ARGS until `$JOB/NAME.kill` appears;
+/// - `measurer`: for each `$JOB/measure-N.request` holding "PROCESS SECONDS",
+///   writes the CPU (% of one core) of the oldest such process over that
+///   time into `$JOB/measure-N.result`.
+const GUEST_HELPERS: &str = r#"writer() {
+  name=$1; device=$2
+  while true; do
+    if [ -e "$JOB/$name.pause" ]; then sleep 0.2; continue; fi
+    [ -n "$device" ] && python3 "$WRITER_RESET" "$device"
+    setsid sh -c "$(cat "$JOB/$name.cmd")" >> "$JOB/$name.writer.log" 2>&1 &
+    pid=$!
+    while kill -0 $pid 2>/dev/null && [ ! -e "$JOB/$name.pause" ]; do sleep 0.2; done
+    kill -TERM -$pid 2>/dev/null; wait $pid
+  done
+}
+camera() {
+  name=$1; shift
+  "$@" &
+  pid=$!
+  while kill -0 $pid 2>/dev/null && [ ! -e "$JOB/$name.kill" ]; do sleep 0.2; done
+  kill $pid 2>/dev/null; wait $pid
+}
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+measurer() {
+  while true; do
+    for request in "$JOB"/measure-*.request; do
+      [ -e "$request" ] || continue
+      result="${request%.request}.result"
+      [ -e "$result" ] && continue
+      set -- $(cat "$request")
+      pid=$(pgrep -o -x "$1")
+      t0=$(ticks $pid); sleep "$2"; t1=$(ticks $pid)
+      awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" -v s="$2" \
+        'BEGIN { printf "%.1f", (b - a) / hz / s * 100 }' > "$result.tmp" && mv "$result.tmp" "$result"
+    done
+    sleep 0.2
+  done
+}
+measurer &
+"#;
 
 /// One edgecam instance in the guest.
 pub struct GuestCamera {
@@ -18,6 +83,8 @@ pub struct GuestCamera {
     pub config: String,
     /// Guest ports to forward (RTSP, HTTP).
     pub ports: [u16; 2],
+    /// Extra environment, `NAME=value …` (e.g. GST_DEBUG while exploring).
+    pub env: &'static str,
 }
 
 pub struct Vm {
@@ -86,6 +153,16 @@ impl Vm {
     /// Boots a guest with `vivid` loaded with `vivid_options` (space
     /// separated) and starts each camera's edgecam in it.
     pub fn boot(vivid_options: &str, cameras: &[GuestCamera]) -> Self {
+        Self::boot_with(vivid_options, &[], cameras)
+    }
+
+    /// The same with v4l2loopback nodes fed by `writers` (one node per
+    /// writer, at the writers' devices, which must be /dev/video10 on).
+    pub fn boot_with(
+        vivid_options: &str,
+        writers: &[GuestWriter],
+        cameras: &[GuestCamera],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("job dir");
         let job = dir.path().to_str().expect("utf-8 path").to_owned();
         // The guest would spend a long time scanning GStreamer's plugins
@@ -105,8 +182,26 @@ impl Vm {
 
         let mut script = format!(
             "export HOME=/run XDG_RUNTIME_DIR=/run NO_COLOR=1 RUST_LOG=info \
-             GST_REGISTRY={job}/registry.bin GST_REGISTRY_UPDATE=no\n"
+             GST_REGISTRY={job}/registry.bin GST_REGISTRY_UPDATE=no JOB={job} \
+             WRITER_RESET={reset}\n{GUEST_HELPERS}",
+            reset = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webcam-reset.py")
         );
+        for writer in writers {
+            if writer.paused {
+                std::fs::write(dir.path().join(format!("{}.pause", writer.name)), "")
+                    .expect("write a pause file");
+            }
+            std::fs::write(
+                dir.path().join(format!("{}.cmd", writer.name)),
+                &writer.command,
+            )
+            .expect("write a writer's command");
+            script.push_str(&format!(
+                "writer {} {} &\n",
+                writer.name,
+                writer.device.unwrap_or("")
+            ));
+        }
         let mut forwards = HashMap::new();
         for camera in cameras {
             std::fs::write(
@@ -115,7 +210,8 @@ impl Vm {
             )
             .expect("write guest config");
             script.push_str(&format!(
-                "{BIN} --config {job}/{name}.toml run > {job}/{name}.log 2>&1 &\n",
+                "camera {name} env {env} {BIN} --config {job}/{name}.toml run > {job}/{name}.log 2>&1 &\n",
+                env = camera.env,
                 name = camera.name
             ));
             for port in camera.ports {
@@ -125,10 +221,25 @@ impl Vm {
         script.push_str("wait\n");
         std::fs::write(dir.path().join("job.sh"), script).expect("write job");
 
+        let nodes: Vec<(&str, &str)> = writers
+            .iter()
+            .filter_map(|w| Some((w.device?.trim_start_matches("/dev/video"), w.name)))
+            .collect();
+        let loopback = if nodes.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " edgecam.loopback=devices={}+exclusive_caps={}+video_nr={}+card_label={}",
+                nodes.len(),
+                vec!["1"; nodes.len()].join(","),
+                nodes.iter().map(|n| n.0).collect::<Vec<_>>().join(","),
+                nodes.iter().map(|n| n.1).collect::<Vec<_>>().join(",")
+            )
+        };
         let child = qemu(
             dir.path(),
             &format!(
-                "quiet panic=-1 edgecam.job={job} edgecam.vivid={}",
+                "quiet panic=-1 edgecam.job={job} edgecam.vivid={}{loopback}",
                 vivid_options.replace(' ', "+")
             ),
             &forwards,
@@ -185,6 +296,45 @@ impl Vm {
         );
     }
 
+    /// The command writer `name` runs from its next start.
+    pub fn set_command(&self, name: &str, command: &str) {
+        std::fs::write(self.dir.path().join(format!("{name}.cmd")), command).expect("command file");
+    }
+
+    /// Stops the edgecam `name` for good.
+    pub fn stop_camera(&self, name: &str) {
+        std::fs::write(self.dir.path().join(format!("{name}.kill")), "").expect("kill file");
+    }
+
+    /// The CPU, in % of one core, the guest process `process` (its name)
+    /// uses over `seconds`, measured in the guest.
+    pub fn measure_cpu(&self, process: &str, seconds: u32) -> f64 {
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|entries| entries.flatten().count())
+            .unwrap_or(0);
+        let request = self.dir.path().join(format!("measure-{n}.request"));
+        std::fs::write(&request, format!("{process} {seconds}")).expect("measure request");
+        let result = request.with_extension("result");
+        let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&result) {
+                return text.trim().parse().unwrap_or(f64::NAN);
+            }
+            assert!(Instant::now() < deadline, "no measurement of {process}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops the writer `name` (its camera disappears, as if unplugged).
+    pub fn pause(&self, name: &str) {
+        std::fs::write(self.dir.path().join(format!("{name}.pause")), "").expect("pause file");
+    }
+
+    /// Starts the writer `name` again.
+    pub fn resume(&self, name: &str) {
+        let _ = std::fs::remove_file(self.dir.path().join(format!("{name}.pause")));
+    }
+
     /// A file the guest wrote into the job directory.
     pub fn file(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
@@ -213,6 +363,93 @@ impl Drop for Vm {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// An RTSP viewer kept connected for the whole test: ffmpeg decoding to
+/// grey frames, each recorded with its arrival time and mean luma.
+pub struct Viewer {
+    child: Child,
+    frames: Arc<Mutex<Vec<(Instant, f64)>>>,
+}
+
+impl Viewer {
+    pub fn connect(url: &str, width: usize, height: usize) -> Self {
+        let mut child = Command::new("ffmpeg")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", url])
+            .args([
+                "-an",
+                "-fps_mode",
+                "passthrough",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "gray",
+                "-",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg");
+        let mut stdout = child.stdout.take().expect("ffmpeg stdout");
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let sink = frames.clone();
+        std::thread::spawn(move || {
+            let mut frame = vec![0u8; width * height];
+            while stdout.read_exact(&mut frame).is_ok() {
+                let mean = frame.iter().map(|&y| f64::from(y)).sum::<f64>() / frame.len() as f64;
+                sink.lock().expect("frames").push((Instant::now(), mean));
+            }
+        });
+        Self { child, frames }
+    }
+
+    pub fn still_connected(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Mean luma of the frames received in the last `span`.
+    pub fn recent_luma(&self, span: Duration) -> Option<f64> {
+        let frames = self.frames.lock().expect("frames");
+        let recent: Vec<f64> = frames
+            .iter()
+            .filter(|(at, _)| at.elapsed() < span)
+            .map(|(_, y)| *y)
+            .collect();
+        (!recent.is_empty()).then(|| recent.iter().sum::<f64>() / recent.len() as f64)
+    }
+
+    /// The longest wait between two frames since `from`.
+    pub fn longest_gap_since(&self, from: Instant) -> Duration {
+        let frames = self.frames.lock().expect("frames");
+        let times: Vec<Instant> = frames
+            .iter()
+            .map(|(at, _)| *at)
+            .filter(|at| *at >= from)
+            .collect();
+        times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default()
+    }
+
+    pub fn count(&self) -> usize {
+        self.frames.lock().expect("frames").len()
+    }
+
+    /// Frames per second received over the last `span`.
+    pub fn rate_over(&self, span: Duration) -> f64 {
+        let frames = self.frames.lock().expect("frames");
+        let recent = frames.iter().filter(|(at, _)| at.elapsed() < span).count();
+        recent as f64 / span.as_secs_f64()
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -76,7 +76,12 @@ pub fn caps(mode: &Mode) -> gst::Caps {
 /// `appsrc` once the pipeline plays. Errors opening or configuring the
 /// device come back here; errors later are posted on the bus from
 /// `appsrc`, where the camera-loss logic sees them.
-pub fn start(device: &str, mode: &Mode, appsrc: &gst_app::AppSrc) -> Result<CaptureThread> {
+pub fn start(
+    device: &str,
+    mode: &Mode,
+    appsrc: &gst_app::AppSrc,
+    rejects: &crate::source::Rejects,
+) -> Result<CaptureThread> {
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
     let thread = std::thread::Builder::new()
@@ -86,12 +91,13 @@ pub fn start(device: &str, mode: &Mode, appsrc: &gst_app::AppSrc) -> Result<Capt
             let mode = mode.clone();
             let appsrc = appsrc.clone();
             let stop = stop.clone();
+            let rejects = rejects.clone();
             move || {
                 // The v4l crate panics when stopping a stream fails for a
                 // reason other than the device being gone; that must cost
                 // this camera, not the process.
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(&device, &mode, &appsrc, &stop, &ready_tx)
+                    run(&device, &mode, &appsrc, &stop, &ready_tx, &rejects)
                 }));
                 let message = match outcome {
                     Ok(Ok(())) => return,
@@ -125,6 +131,7 @@ fn run(
     appsrc: &gst_app::AppSrc,
     stop: &AtomicBool,
     ready: &mpsc::Sender<Result<()>>,
+    rejects: &crate::source::Rejects,
 ) -> Result<()> {
     let opened = open(device, mode);
     let (handle, layout) = match opened {
@@ -149,7 +156,7 @@ fn run(
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut pool: Option<gst::BufferPool> = None;
-    let outcome = capture_loop(&mut stream, mode, appsrc, stop, &layout, &mut pool);
+    let outcome = capture_loop(&mut stream, mode, appsrc, stop, &layout, &mut pool, rejects);
     if let Some(pool) = pool {
         let _ = pool.set_active(false);
     }
@@ -182,6 +189,7 @@ fn capture_loop(
     stop: &AtomicBool,
     layout: &Option<(Vec<usize>, Vec<i32>)>,
     pool: &mut Option<gst::BufferPool>,
+    rejects: &crate::source::Rejects,
 ) -> Result<()> {
     let mut frames = Frames::default();
     while !stop.load(Ordering::Relaxed) {
@@ -193,6 +201,12 @@ fn capture_loop(
         };
         let used = (meta.bytesused as usize).min(data.len());
         if used == 0 {
+            continue;
+        }
+        // A USB webcam sends a truncated JPEG when a transfer is cut short:
+        // it would decode to a half-grey picture, or not at all.
+        if mode.decode == Decode::Jpeg && !whole_jpeg(&data[..used]) {
+            rejects.reject();
             continue;
         }
         let mut buffer = pooled_buffer(pool, data.len())?;
@@ -228,6 +242,13 @@ fn capture_loop(
         }
     }
     Ok(())
+}
+
+/// Whether a JPEG frame is whole: it starts with an SOI marker and ends
+/// with an EOI marker (after the zero padding some cameras add).
+fn whole_jpeg(frame: &[u8]) -> bool {
+    let end = frame.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    frame.starts_with(&[0xFF, 0xD8]) && frame[..end].ends_with(&[0xFF, 0xD9])
 }
 
 /// Takes frames from the `v4l` crate's mmap stream without ever letting
@@ -373,6 +394,16 @@ fn plane_layout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncated_jpeg_frames_are_told_from_whole_ones() {
+        let whole = [0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
+        assert!(whole_jpeg(&whole));
+        assert!(whole_jpeg(&[&whole[..], &[0, 0, 0]].concat()));
+        assert!(!whole_jpeg(&whole[..5]), "cut before its end marker");
+        assert!(!whole_jpeg(&whole[2..]), "no start marker");
+        assert!(!whole_jpeg(&[]));
+    }
 
     #[test]
     fn padding_is_described_only_when_it_differs() {

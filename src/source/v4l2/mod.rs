@@ -128,6 +128,19 @@ impl CameraControls {
     }
 }
 
+/// The camera opened in another shape than its pipeline was built for:
+/// the camera pipeline must be rebuilt (the outputs stay).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{device} now {}: the camera pipeline must be rebuilt for it",
+    if *passthrough { "sends H.264 that can be passed through" } else { "must be decoded and encoded" }
+)]
+pub struct ShapeChanged {
+    pub device: String,
+    /// Whether it can now be passed through.
+    pub passthrough: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SetError {
     #[error("the camera in use is not a V4L2 device, so it has no controls")]
@@ -144,6 +157,7 @@ pub fn build(
     camera: &CameraConfig,
     ids: &identity::FrameIds,
     camera_controls: &CameraControls,
+    rejects: &super::Rejects,
     passthrough: bool,
 ) -> Result<(gst::Bin, capture::CaptureThread)> {
     let nodes = discovery::capture_nodes();
@@ -162,24 +176,20 @@ pub fn build(
         .with_context(|| format!("reading what {} offers", node.path))?
         .with_context(|| format!("{} no longer captures video", node.path))?;
     let device = &device;
-    let mut mode = negotiate::choose(
+    let mode = negotiate::choose(
         device,
         camera.format,
         (camera.width, camera.height, camera.fps),
     )?;
-    // The pipeline's shape was decided when edgecam started; a camera that
-    // comes back different must fit it.
-    if passthrough && mode.decode != Decode::Passthrough {
-        bail!(
-            "{} no longer offers H.264 at {}x{} (it offers {}); restart edgecam to encode it",
-            device.path,
-            camera.width,
-            camera.height,
-            negotiate::describe_offers(&device.formats)
-        );
-    }
-    if !passthrough && mode.decode == Decode::Passthrough {
-        mode.decode = Decode::H264;
+    // The pipeline's shape (passing H.264 through, or encoding) was decided
+    // when it was built; a camera that comes back different (replugged
+    // with another mode, or plugged in for the first time) gets a new one.
+    if passthrough != (mode.decode == Decode::Passthrough) {
+        return Err(ShapeChanged {
+            device: device.path.clone(),
+            passthrough: !passthrough,
+        }
+        .into());
     }
     let rate_short = mode.rate.fps() + 0.01 < f64::from(camera.fps);
     tracing::info!(
@@ -206,7 +216,7 @@ pub fn build(
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .build();
     let mut elements = vec![appsrc.clone().upcast::<gst::Element>()];
-    elements.extend(decode_chain(&mode)?);
+    elements.extend(decode_chain(&mode, rejects)?);
     let caps = if passthrough {
         super::encoded_caps()
     } else {
@@ -220,14 +230,14 @@ pub fn build(
         identity::CaptureTime::FromTimestamps,
         None,
     )?;
-    let thread = capture::start(&device.path, &mode, &appsrc)?;
+    let thread = capture::start(&device.path, &mode, &appsrc, rejects)?;
     camera_controls.opened(&device.path, &mode);
     Ok((bin, thread))
 }
 
 /// `[decoder] ! videoconvert ! videoscale ! videorate`; the last three pass
 /// frames through untouched when the mode already matches.
-fn decode_chain(mode: &Mode) -> Result<Vec<gst::Element>> {
+fn decode_chain(mode: &Mode, rejects: &super::Rejects) -> Result<Vec<gst::Element>> {
     let make = |factory: &str, package: &str| {
         gst::ElementFactory::make(factory)
             .build()
@@ -244,13 +254,74 @@ fn decode_chain(mode: &Mode) -> Result<Vec<gst::Element>> {
             chain.push(make("h264parse", "gstreamer1.0-plugins-bad")?);
             chain.push(make("avdec_h264", "gstreamer1.0-libav")?);
         }
-        Decode::Jpeg => chain.push(make("jpegdec", "gstreamer1.0-plugins-good")?),
+        Decode::Jpeg => {
+            let name = jpeg_decoder(opens);
+            let decoder = make(name, "gstreamer1.0-plugins-good")?;
+            // USB webcams send corrupt frames now and then; GstVideoDecoder
+            // gives up after ten in a row by default, ending the stream.
+            // A broken frame is dropped and counted, never fatal.
+            if decoder.has_property("max-errors") {
+                decoder.set_property("max-errors", -1i32);
+            }
+            // The hardware decoder answers from its own thread, so only the
+            // software one's drops can be told frame by frame (truncated
+            // frames are caught before either, in the capture thread).
+            if name == "jpegdec" {
+                count_decoder_drops(&decoder, rejects);
+            }
+            chain.push(decoder);
+        }
         Decode::Raw(_) => {}
     }
     chain.push(make("videoconvert", "gstreamer1.0-plugins-base")?);
     chain.push(make("videoscale", "gstreamer1.0-plugins-base")?);
     chain.push(make("videorate", "gstreamer1.0-plugins-base")?);
     Ok(chain)
+}
+
+/// The JPEG decoder: the Raspberry Pi's hardware one (`v4l2jpegdec`, a
+/// V4L2 memory-to-memory device) when it is there and opens, else
+/// libjpeg-turbo's `jpegdec`.
+fn jpeg_decoder(opens: impl Fn(&str) -> bool) -> &'static str {
+    if opens("v4l2jpegdec") {
+        "v4l2jpegdec"
+    } else {
+        "jpegdec"
+    }
+}
+
+/// Whether the element `name` exists and its device opens.
+fn opens(name: &str) -> bool {
+    let Some(element) = gst::ElementFactory::find(name).and_then(|f| f.create().build().ok())
+    else {
+        return false;
+    };
+    let opened = element.set_state(gst::State::Ready).is_ok();
+    let _ = element.set_state(gst::State::Null);
+    opened
+}
+
+/// Counts the frames `decoder` drops: it decodes one frame per input, in
+/// the input's own streaming thread, so an input arriving while the one
+/// before it has produced nothing means that one was dropped.
+fn count_decoder_drops(decoder: &gst::Element, rejects: &super::Rejects) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let awaiting = Arc::new(AtomicBool::new(false));
+    if let Some(pad) = decoder.static_pad("sink") {
+        let (awaiting, rejects) = (awaiting.clone(), rejects.clone());
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if awaiting.swap(true, Ordering::Relaxed) {
+                rejects.reject();
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    if let Some(pad) = decoder.static_pad("src") {
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            awaiting.store(false, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +337,12 @@ mod tests {
             stable_names: links.iter().map(|l| (*l).to_owned()).collect(),
             formats: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_hardware_jpeg_decoder_is_taken_when_it_opens() {
+        assert_eq!(jpeg_decoder(|name| name == "v4l2jpegdec"), "v4l2jpegdec");
+        assert_eq!(jpeg_decoder(|_| false), "jpegdec");
     }
 
     #[test]
