@@ -23,6 +23,7 @@ const SAMPLE_FIELDS: &[&str] = &[
     "encoded_fps",
     "bitrate_kbps",
     "dropped_frames",
+    "corrupt_frames",
     "capture_to_encode_ms",
     "clients",
     "viewer_joins",
