@@ -109,6 +109,10 @@ fn with_config(
     };
     match command(&config) {
         Ok(()) => 0,
+        Err(err) if err.is::<cli::BadConfig>() => {
+            eprintln!("error: {err:#}");
+            EXIT_BAD_CONFIG
+        }
         Err(err) => {
             tracing::error!("{err:#}");
             EXIT_FAILURE

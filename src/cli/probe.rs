@@ -92,6 +92,13 @@ pub fn probe(config: &Config) -> Result<()> {
             Err(err) => println!("      controls: {err}"),
         }
     }
+    if config.camera.source == crate::config::SourceKind::File {
+        let path = std::path::Path::new(&config.camera.file);
+        match source::file::probe(path) {
+            Ok(info) => println!("\nThe camera file {}: {info}", path.display()),
+            Err(err) => println!("\nThe camera file: {err:#}"),
+        }
+    }
     match source::resolve(&config.camera, &devices) {
         Ok(chosen) => println!(
             "  → camera.source = {:?} uses the {}",

@@ -5,6 +5,7 @@
 //! key or a wrong type found by serde, or a range check).
 
 pub mod diff;
+mod outputs;
 pub mod patch;
 mod schema;
 pub mod store;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::diff::{Effect, Effects};
+pub use super::outputs::*;
 use super::units::Span;
 
 pub const DEFAULT_WIDTH: u32 = 1280;
@@ -18,16 +19,10 @@ pub const DEFAULT_STALL_TIMEOUT_MS: u32 = 2000;
 pub const DEFAULT_RETRY_MAX_S: u32 = 30;
 pub const DEFAULT_BITRATE_KBPS: u32 = 2000;
 pub const DEFAULT_KEYFRAME_INTERVAL: u32 = 30;
-pub const DEFAULT_RTSP_PORT: u16 = 8554;
-pub const DEFAULT_RTSP_PATH: &str = "/cam";
-pub const DEFAULT_SESSION_TIMEOUT_S: u32 = 60;
-pub const DEFAULT_CLEANUP_INTERVAL_S: u32 = 5;
 pub const DEFAULT_HTTP_BIND: &str = "0.0.0.0:8080";
 pub const DEFAULT_HTTP_MAX_CONNECTIONS: u32 = 256;
 pub const DEFAULT_HTTP_HEADER_TIMEOUT: Span = Span::from_secs(10);
 pub const DEFAULT_HTTP_IDLE_TIMEOUT: Span = Span::from_secs(60);
-pub const DEFAULT_HLS_SEGMENT_S: u32 = 1;
-pub const DEFAULT_HLS_WINDOW: u32 = 6;
 pub const DEFAULT_METRICS_RATE_HZ: u32 = 10;
 pub const DEFAULT_WS_STALL_S: u32 = 5;
 
@@ -43,11 +38,14 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub auth: AuthConfig,
     pub api: ApiConfig,
+    pub jpeg: JpegConfig,
+    pub mjpeg: MjpegConfig,
+    pub frames: FramesConfig,
 }
 
 impl Config {
     /// Each section's name and the effects of its keys.
-    pub const SECTIONS: [(&'static str, Effects); 8] = [
+    pub const SECTIONS: [(&'static str, Effects); 11] = [
         ("camera", CameraConfig::EFFECTS),
         ("encoder", EncoderConfig::EFFECTS),
         ("rtsp", RtspConfig::EFFECTS),
@@ -56,14 +54,11 @@ impl Config {
         ("metrics", MetricsConfig::EFFECTS),
         ("auth", AuthConfig::EFFECTS),
         ("api", ApiConfig::EFFECTS),
+        ("jpeg", JpegConfig::EFFECTS),
+        ("mjpeg", MjpegConfig::EFFECTS),
+        ("frames", FramesConfig::EFFECTS),
     ];
 }
-
-/// Outputs named in effects (see `output::catalogue`).
-const RTSP: &[&str] = &["rtsp"];
-const HLS: &[&str] = &["hls"];
-/// The HLS playlist is named after the RTSP path.
-const RTSP_AND_HLS: &[&str] = &["rtsp", "hls"];
 
 /// Where frames come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
@@ -76,6 +71,9 @@ pub enum SourceKind {
     Test,
     /// A V4L2 capture device; an error when none exists.
     V4l2,
+    /// A video file replayed as a camera (`camera.file`), paced by the
+    /// wall clock: develop and test with no camera at all.
+    File,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -93,6 +91,11 @@ pub struct CameraConfig {
     pub format: CaptureFormat,
     /// Control name → value, applied whenever the camera opens.
     pub controls: BTreeMap<String, ControlSetting>,
+    /// The video file `source = "file"` replays.
+    pub file: String,
+    /// Replay the file again and again (else hold its last frame).
+    #[serde(rename = "loop")]
+    pub looping: bool,
 }
 
 impl CameraConfig {
@@ -109,6 +112,8 @@ impl CameraConfig {
         ("fault_injection", Effect::Live),
         ("format", Effect::Camera),
         ("controls", Effect::Live),
+        ("file", Effect::Camera),
+        ("loop", Effect::Camera),
     ];
 }
 
@@ -170,6 +175,8 @@ impl Default for CameraConfig {
             fault_injection: false,
             format: CaptureFormat::Auto,
             controls: BTreeMap::new(),
+            file: String::new(),
+            looping: true,
         }
     }
 }
@@ -242,43 +249,6 @@ impl Default for EncoderConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RtspConfig {
-    pub port: u16,
-    pub path: String,
-    pub session_timeout_s: u32,
-    pub cleanup_interval_s: u32,
-    /// Credentials viewers must give (HTTP Basic over RTSP); both empty:
-    /// none.
-    pub user: String,
-    pub password: String,
-}
-
-impl RtspConfig {
-    pub const EFFECTS: Effects = &[
-        ("port", Effect::Restart(RTSP)),
-        ("path", Effect::Restart(RTSP_AND_HLS)),
-        ("session_timeout_s", Effect::Restart(RTSP)),
-        ("cleanup_interval_s", Effect::Restart(RTSP)),
-        ("user", Effect::Restart(RTSP)),
-        ("password", Effect::Restart(RTSP)),
-    ];
-}
-
-impl Default for RtspConfig {
-    fn default() -> Self {
-        Self {
-            port: DEFAULT_RTSP_PORT,
-            path: DEFAULT_RTSP_PATH.to_owned(),
-            session_timeout_s: DEFAULT_SESSION_TIMEOUT_S,
-            cleanup_interval_s: DEFAULT_CLEANUP_INTERVAL_S,
-            user: String::new(),
-            password: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// `IP:PORT`; checked by validation.
     pub bind: String,
@@ -313,37 +283,6 @@ impl HttpConfig {
         ("header_timeout", Effect::Live),
         ("idle_timeout", Effect::Live),
     ];
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HlsConfig {
-    pub enabled: bool,
-    pub segment_s: u32,
-    /// Segments listed in the playlist.
-    pub window: u32,
-    /// Empty means "a RAM-backed runtime directory" (see `output::hls`).
-    pub dir: String,
-}
-
-impl HlsConfig {
-    pub const EFFECTS: Effects = &[
-        ("enabled", Effect::Restart(HLS)),
-        ("segment_s", Effect::Restart(HLS)),
-        ("window", Effect::Restart(HLS)),
-        ("dir", Effect::Restart(HLS)),
-    ];
-}
-
-impl Default for HlsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            segment_s: DEFAULT_HLS_SEGMENT_S,
-            window: DEFAULT_HLS_WINDOW,
-            dir: String::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -1,7 +1,7 @@
 //! Range and consistency checks that the types alone cannot express. Each
 //! failure names the key path so the loader can point at the line.
 
-use super::schema::Config;
+use super::schema::{Config, SourceKind};
 use super::units::Span;
 
 /// One rule a value broke.
@@ -85,6 +85,13 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
         " s",
     )?;
 
+    if camera.source == SourceKind::File && camera.file.is_empty() {
+        return Err(Invalid {
+            key: "camera.file",
+            message: "camera.source = \"file\" needs the file to replay here".to_owned(),
+        });
+    }
+
     let encoder = &config.encoder;
     check_range(
         "encoder.bitrate_kbps",
@@ -145,6 +152,32 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     )?;
     check_span("http.header_timeout", http.header_timeout, 1, 600)?;
     check_span("http.idle_timeout", http.idle_timeout, 1, 3600)?;
+    let jpeg = &config.jpeg;
+    check_range("jpeg.quality", jpeg.quality.into(), 1, 100, "")?;
+    check_range(
+        "jpeg.max_fps",
+        jpeg.max_fps.into(),
+        1,
+        120,
+        " frames per second",
+    )?;
+    if (jpeg.width == 0) != (jpeg.height == 0) {
+        return Err(Invalid {
+            key: if jpeg.width == 0 {
+                "jpeg.width"
+            } else {
+                "jpeg.height"
+            },
+            message: "set both jpeg.width and jpeg.height, or neither (the camera's size)"
+                .to_owned(),
+        });
+    }
+    if jpeg.width != 0 {
+        check_range("jpeg.width", jpeg.width.into(), 160, 3840, " pixels")?;
+        check_even("jpeg.width", jpeg.width)?;
+        check_range("jpeg.height", jpeg.height.into(), 120, 2160, " pixels")?;
+        check_even("jpeg.height", jpeg.height)?;
+    }
     check_range("api.confirm_s", config.api.confirm_s.into(), 1, 60, " s")?;
     check_range(
         "api.max_body_kib",

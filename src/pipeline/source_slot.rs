@@ -22,7 +22,6 @@ use crate::pipeline::counters::StreamCounters;
 use crate::source::fault::FaultInjector;
 use crate::source::identity::FrameIds;
 use crate::source::slate::Slate;
-use crate::source::v4l2::capture::CaptureThread;
 use crate::source::v4l2::SharedControls;
 use crate::source::{self, ResolvedSource};
 
@@ -30,8 +29,9 @@ use crate::source::{self, ResolvedSource};
 struct Live {
     bin: gst::Bin,
     pad: gst::Pad,
-    /// A camera's capture thread; dropped after the bin has stopped.
-    capture: Option<CaptureThread>,
+    /// A camera's capture thread or a file's reader; dropped after the
+    /// bin has stopped.
+    feeder: Option<Box<dyn Send>>,
 }
 
 pub struct SourceSlot {
@@ -158,7 +158,7 @@ impl SourceSlot {
 
     /// Builds a fresh live source and links it in (not shown yet).
     fn attach(&self) -> Result<()> {
-        let source::BuiltSource { bin, capture } = source::build(
+        let source::BuiltSource { bin, feeder } = source::build(
             &self.source,
             &self.camera,
             &self.ids,
@@ -192,7 +192,7 @@ impl SourceSlot {
                 .context("starting the new source")?;
         }
         if let Ok(mut live) = self.live.lock() {
-            *live = Some(Live { bin, pad, capture });
+            *live = Some(Live { bin, pad, feeder });
         }
         Ok(())
     }
@@ -209,7 +209,7 @@ impl SourceSlot {
         let _ = self.pipeline.remove(&old.bin);
         // Only now, with nothing left to push into, stop the capture thread
         // (which closes the device).
-        drop(old.capture);
+        drop(old.feeder);
     }
 
     /// Throws the live source away and builds a new one (after a loss).

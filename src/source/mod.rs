@@ -3,6 +3,7 @@
 //! buffer tagged with its frame identity (see [`identity`]).
 
 pub mod fault;
+pub mod file;
 pub mod identity;
 pub mod slate;
 pub mod stamp;
@@ -33,6 +34,8 @@ impl Rejects {
 pub enum ResolvedSource {
     TestPattern,
     V4l2(v4l2::CaptureDevice),
+    /// A video file replayed as a camera.
+    File(std::path::PathBuf),
 }
 
 impl ResolvedSource {
@@ -43,6 +46,9 @@ impl ResolvedSource {
     pub fn passes_h264_through(&self, camera: &CameraConfig) -> bool {
         match self {
             ResolvedSource::TestPattern => camera.format == CaptureFormat::H264,
+            // Decoded and encoded: the file's own H.264 is not passed
+            // through (yet).
+            ResolvedSource::File(_) => false,
             ResolvedSource::V4l2(device) if device.formats.is_empty() => {
                 camera.format == CaptureFormat::H264
             }
@@ -60,6 +66,7 @@ impl ResolvedSource {
         match self {
             ResolvedSource::TestPattern => "test pattern".to_owned(),
             ResolvedSource::V4l2(device) => format!("V4L2 {} ({})", device.path, device.name),
+            ResolvedSource::File(path) => format!("file {}", path.display()),
         }
     }
 }
@@ -69,6 +76,7 @@ pub fn resolve(camera: &CameraConfig, devices: &[v4l2::CaptureDevice]) -> Result
     let found = v4l2::find(&camera.device, devices);
     match (camera.source, found) {
         (SourceKind::Test, _) => Ok(ResolvedSource::TestPattern),
+        (SourceKind::File, _) => Ok(ResolvedSource::File(camera.file.clone().into())),
         (SourceKind::V4l2 | SourceKind::Auto, Some(device)) => {
             Ok(ResolvedSource::V4l2(device.clone()))
         }
@@ -103,12 +111,12 @@ fn describe_wanted(device: &str) -> String {
     }
 }
 
-/// A built source: its bin, and for a camera the capture thread feeding
-/// it, which must be dropped (stopping it, closing the device) once the bin
-/// has stopped.
+/// A built source: its bin, and for a camera or a file the thread feeding
+/// it, which must be dropped (stopping it, closing the device or file) once
+/// the bin has stopped.
 pub struct BuiltSource {
     pub bin: gst::Bin,
-    pub capture: Option<v4l2::capture::CaptureThread>,
+    pub feeder: Option<Box<dyn Send>>,
 }
 
 /// Builds the source bin for `source` at the configured size and rate,
@@ -126,18 +134,38 @@ pub fn build(
 ) -> Result<BuiltSource> {
     match source {
         ResolvedSource::TestPattern => {
-            test_pattern::build(camera, ids, faults).map(|bin| BuiltSource { bin, capture: None })
+            test_pattern::build(camera, ids, faults).map(|bin| BuiltSource { bin, feeder: None })
         }
         ResolvedSource::V4l2(_) => {
             v4l2::build(camera, ids, controls, rejects, passthrough).map(|(bin, thread)| {
                 BuiltSource {
                     bin,
-                    capture: Some(thread),
+                    feeder: Some(Box::new(thread)),
                 }
+            })
+        }
+        ResolvedSource::File(path) => {
+            file::build(camera, ids, path).map(|(bin, thread)| BuiltSource {
+                bin,
+                feeder: Some(Box::new(thread)),
             })
         }
     }
     .with_context(|| format!("building the {} source", source.describe()))
+}
+
+/// Whether the element `name` exists and opens (reaches READY): how a
+/// Raspberry Pi's V4L2 memory-to-memory codecs are told usable, since they
+/// can be registered yet not open.
+pub fn element_opens(name: &str) -> bool {
+    use gst::prelude::*;
+    let Some(element) = gst::ElementFactory::find(name).and_then(|f| f.create().build().ok())
+    else {
+        return false;
+    };
+    let opened = element.set_state(gst::State::Ready).is_ok();
+    let _ = element.set_state(gst::State::Null);
+    opened
 }
 
 /// Raw video caps every source delivers. I420 is pinned: left open, x264

@@ -255,7 +255,7 @@ fn decode_chain(mode: &Mode, rejects: &super::Rejects) -> Result<Vec<gst::Elemen
             chain.push(make("avdec_h264", "gstreamer1.0-libav")?);
         }
         Decode::Jpeg => {
-            let name = jpeg_decoder(opens);
+            let name = jpeg_decoder(super::element_opens);
             let decoder = make(name, "gstreamer1.0-plugins-good")?;
             // USB webcams send corrupt frames now and then; GstVideoDecoder
             // gives up after ten in a row by default, ending the stream.
@@ -288,17 +288,6 @@ fn jpeg_decoder(opens: impl Fn(&str) -> bool) -> &'static str {
     } else {
         "jpegdec"
     }
-}
-
-/// Whether the element `name` exists and its device opens.
-fn opens(name: &str) -> bool {
-    let Some(element) = gst::ElementFactory::find(name).and_then(|f| f.create().build().ok())
-    else {
-        return false;
-    };
-    let opened = element.set_state(gst::State::Ready).is_ok();
-    let _ = element.set_state(gst::State::Null);
-    opened
 }
 
 /// Counts the frames `decoder` drops: it decodes one frame per input, in
