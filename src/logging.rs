@@ -35,6 +35,9 @@ pub fn init() {
         None => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            // Colour only for a person at a terminal: a file, Docker or a
+            // supervisor would get raw escape codes.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
     }
 }

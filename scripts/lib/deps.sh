@@ -21,7 +21,8 @@ BUILD_PACKAGES=(
 # Testing: the real clients the tests play the stream with.
 # promtool (package prometheus) checks the /metrics exposition; Chromium
 # loads the dashboard.
-TEST_PACKAGES=(ffmpeg gstreamer1.0-tools curl prometheus chromium systemd)
+TEST_PACKAGES=(ffmpeg gstreamer1.0-tools curl prometheus chromium systemd
+  python3-websockets python3-lz4 python3-zstandard)
 # The V4L2 tests: a qemu guest running Debian's kernel with the vivid virtual
 # camera (scripts/vm/build makes its initramfs from busybox). The systemd
 # guest's disk (scripts/vm/build-systemd): a Debian root made by mmdebstrap,

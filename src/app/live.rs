@@ -13,7 +13,7 @@ use anyhow::{anyhow, Result};
 
 use super::camera::Camera;
 use super::http_server::HttpServer;
-use crate::config::{Config, ControlSetting, EncoderConfig, HttpConfig};
+use crate::config::{Config, ControlSetting, EncoderConfig, HttpConfig, JpegConfig};
 use crate::metrics::Metrics;
 use crate::pipeline::recovery::Timing;
 use crate::source::v4l2::SharedControls;
@@ -28,6 +28,7 @@ pub enum Step {
     Control(String, ControlSetting),
     MetricsRate(u32),
     ClientStall(u32),
+    Jpeg(JpegConfig),
 }
 
 impl std::fmt::Display for Step {
@@ -50,6 +51,11 @@ impl std::fmt::Display for Step {
             Step::Control(name, setting) => write!(f, "camera.controls.{name} = {setting}"),
             Step::MetricsRate(rate) => write!(f, "metrics.rate_hz = {rate}"),
             Step::ClientStall(seconds) => write!(f, "metrics.ws_stall_s = {seconds}"),
+            Step::Jpeg(jpeg) => write!(
+                f,
+                "jpeg.quality = {}, max_fps = {}, width = {}, height = {}",
+                jpeg.quality, jpeg.max_fps, jpeg.width, jpeg.height
+            ),
         }
     }
 }
@@ -80,6 +86,9 @@ pub fn steps(running: &Config, wanted: &Config) -> Vec<Step> {
     if running.metrics.ws_stall_s != wanted.metrics.ws_stall_s {
         steps.push(Step::ClientStall(wanted.metrics.ws_stall_s));
     }
+    if running.jpeg != wanted.jpeg {
+        steps.push(Step::Jpeg(wanted.jpeg.clone()));
+    }
     steps
 }
 
@@ -98,6 +107,7 @@ fn changed_controls(
 /// What live changes act on.
 #[derive(Clone)]
 pub struct Live {
+    pub jpeg: crate::pipeline::jpeg::JpegTap,
     pub camera: Camera,
     pub controls: SharedControls,
     pub metrics: Metrics,
@@ -151,6 +161,10 @@ impl Live {
             }
             Step::ClientStall(seconds) => {
                 self.metrics.set_client_stall(*seconds);
+                Ok(())
+            }
+            Step::Jpeg(settings) => {
+                self.jpeg.set(settings.clone());
                 Ok(())
             }
         }

@@ -32,8 +32,9 @@ use crate::http::{self, Access};
 use crate::metrics::{self, Registry};
 use crate::output;
 use crate::pipeline::inventory::Inventory;
+use crate::pipeline::jpeg::JpegTap;
 use crate::pipeline::recovery::SharedStatus;
-use crate::pipeline::{Shared, Taps, Timeline};
+use crate::pipeline::{Shared, Tap, Taps, Timeline};
 use crate::supervise;
 
 /// Every HTTP route, the outputs' included: (method, path, who may use it).
@@ -87,9 +88,13 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
         registry.declare_viewers(output.viewer_label());
     }
     let shared = Shared::default();
-    let taps = Taps::default();
     let timeline = Timeline::start();
     let inventory = Inventory::default();
+    let taps = Taps {
+        encoded: Tap::default(),
+        raw: shared.raw.clone(),
+        jpeg: JpegTap::spawn(shared.raw.clone(), config.jpeg.clone(), inventory.clone()),
+    };
     let camera_status = SharedStatus::default();
     let metrics = metrics::spawn(
         config.metrics.rate_hz,
@@ -126,6 +131,7 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
         metrics: metrics.clone(),
         status: camera_status,
     });
+    let taps_for_live = taps.clone();
     let outputs = outputs::Outputs::spawn(
         catalogue.clone(),
         outputs::Parts {
@@ -150,6 +156,18 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
                 Box::pin(async move { outputs.break_output(name).await })
             })
         },
+        output_facts: Arc::new(
+            catalogue
+                .iter()
+                .map(|o| {
+                    let facts = crate::http::OutputFacts {
+                        viewer_label: o.viewer_label(),
+                        settings: o.settings(),
+                    };
+                    (o.name(), facts)
+                })
+                .collect(),
+        ),
         controls: shared.controls.clone(),
         config: config_service.clone(),
         guard,
@@ -183,6 +201,7 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
     print_urls(config);
 
     let live = live::Live {
+        jpeg: taps_for_live.jpeg,
         camera: camera.clone(),
         controls: shared.controls.clone(),
         metrics,
@@ -319,12 +338,20 @@ fn print_urls(config: &Config) {
     println!("edgecam is streaming. Open:");
     for host in hosts {
         println!("  http://{host}:{http_port}/   (dashboard: video and live graphs)");
-        println!(
-            "  rtsp://{host}:{}{}   (VLC, ffplay, an NVR)",
-            config.rtsp.port, config.rtsp.path
-        );
+        if config.rtsp.enabled {
+            println!(
+                "  rtsp://{host}:{}{}   (VLC, ffplay, an NVR)",
+                config.rtsp.port, config.rtsp.path
+            );
+        }
         if config.hls.enabled {
             println!("  http://{host}:{http_port}/hls/{name}.m3u8   (HLS: Safari, VLC, hls.js)");
+        }
+        if config.mjpeg.enabled {
+            println!(
+                "  http://{host}:{http_port}/stream.mjpeg   (MJPEG: Home Assistant, OctoPrint, <img>)"
+            );
+            println!("  http://{host}:{http_port}/snapshot.jpg   (a JPEG snapshot)");
         }
     }
 }

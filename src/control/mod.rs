@@ -143,6 +143,21 @@ impl ConfigService {
         (patch::redact(&current.text), store::revision(&current.text))
     }
 
+    /// The configuration in force.
+    pub async fn config(&self) -> Config {
+        self.current.lock().await.config.clone()
+    }
+
+    /// Merges `fragment` into whatever the file is now (the live-view
+    /// controls: a toggle needs no ETag; an edit made meanwhile is kept).
+    pub async fn patch_current(&self, fragment: &str) -> Result<Written, WriteError> {
+        let revision = self.revision().await;
+        match self.patch(fragment, &revision).await {
+            Err(WriteError::Stale { current }) => self.patch(fragment, &current).await,
+            written => written,
+        }
+    }
+
     /// The current revision.
     pub async fn revision(&self) -> String {
         store::revision(&self.current.lock().await.text)

@@ -112,7 +112,7 @@ pub async fn patch(State(state): State<AppState>, headers: HeaderMap, body: Byte
     }
 }
 
-fn written(outcome: Result<crate::control::Written, WriteError>) -> Response {
+pub(super) fn written(outcome: Result<crate::control::Written, WriteError>) -> Response {
     match outcome {
         Ok(written) => {
             let tag = etag(&written.revision);

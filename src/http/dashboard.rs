@@ -1,9 +1,9 @@
 //! The dashboard page and its assets, compiled into the binary: the board
 //! has no internet, so nothing may come from a CDN.
 
-use axum::extract::Path;
+use axum::extract::{Path, RawQuery};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 
 /// (name, MIME type, bytes)
 const ASSETS: &[(&str, &str, &[u8])] = &[
@@ -32,7 +32,25 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 
 const INDEX: &str = include_str!("../../assets/index.html");
 
-pub async fn index() -> Response {
+/// The dashboard; with mjpg-streamer's `?action=stream|snapshot` (what
+/// OctoPrint and others are set up with), the MJPEG stream or a snapshot.
+pub async fn index(RawQuery(query): RawQuery) -> Response {
+    let pairs = query.as_deref().unwrap_or_default();
+    let action = pairs
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("action="));
+    let target = match action {
+        Some("stream") => Some("/stream.mjpeg"),
+        Some("snapshot") => Some("/snapshot.jpg"),
+        _ => None,
+    };
+    if let Some(target) = target {
+        // The viewer token travels with the client.
+        let token = super::query_token(query.as_deref())
+            .map(|token| format!("?token={token}"))
+            .unwrap_or_default();
+        return Redirect::temporary(&format!("{target}{token}")).into_response();
+    }
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

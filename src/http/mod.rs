@@ -32,6 +32,15 @@ pub type BreakOutput = Arc<
         + Sync,
 >;
 
+/// An output as the live-view API sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputFacts {
+    /// The `output` label its viewers are counted under.
+    pub viewer_label: &'static str,
+    /// Its configuration sections (see `Output::settings`).
+    pub settings: &'static [&'static str],
+}
+
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
@@ -45,6 +54,8 @@ pub struct AppState {
     /// …offered only while `camera.fault_injection` is true.
     pub fault_injection: Arc<AtomicBool>,
     pub break_output: BreakOutput,
+    /// What the API says of each output, by name.
+    pub output_facts: Arc<std::collections::BTreeMap<&'static str, OutputFacts>>,
     /// The camera's controls.
     pub controls: crate::source::v4l2::SharedControls,
     /// Remote configuration.
@@ -63,6 +74,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/healthz", Access::Open),
     ("GET", "/metrics", Access::Viewer),
     ("GET", "/api/outputs", Access::Viewer),
+    ("PATCH", "/api/outputs/{name}", Access::Admin),
+    ("POST", "/api/outputs/{name}/start", Access::Admin),
+    ("POST", "/api/outputs/{name}/stop", Access::Admin),
     ("POST", "/api/outputs/{name}/fault", Access::Admin),
     ("GET", "/api/camera/controls", Access::Viewer),
     ("GET", "/api/camera/controls/{name}", Access::Viewer),
@@ -102,6 +116,9 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("GET", "/healthz") => get(health::healthz),
         ("GET", "/metrics") => get(metrics::metrics),
         ("GET", "/api/outputs") => get(outputs::list),
+        ("PATCH", "/api/outputs/{name}") => patch(outputs::tune),
+        ("POST", "/api/outputs/{name}/start") => post(outputs::start),
+        ("POST", "/api/outputs/{name}/stop") => post(outputs::stop),
         ("POST", "/api/outputs/{name}/fault") => post(outputs::inject),
         ("GET", "/api/camera/controls") => get(controls::list),
         ("GET", "/api/camera/controls/{name}") => get(controls::get_one),
@@ -148,7 +165,37 @@ pub fn router(state: AppState, output_routes: Vec<Route>) -> Router {
     for route in output_routes {
         router = router.route(route.path, guarded(route.handler, route.access, &guard));
     }
-    router.layer(axum::extract::DefaultBodyLimit::max(max_body))
+    router
+        .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no such page\n") })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(cors())
+}
+
+/// Any page may embed the streams and call the API, errors included (a
+/// page told "HTTP 0" cannot tell a wrong URL from a CORS refusal), and a
+/// preflight is answered before the token check (it carries no token).
+/// Tokens are bearer headers, never cookies, so a foreign page holds none
+/// by default.
+fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{header, Method};
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+        ])
+        .expose_headers([header::ETAG, header::LOCATION])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Binds `bind` (an `IP:PORT` already validated by the config), naming the

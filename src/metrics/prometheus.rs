@@ -128,6 +128,12 @@ pub fn render(
     );
     gauge(
         &mut registry,
+        "jpeg_encoders",
+        "JPEG encoders running: one while anybody watches MJPEG, snapshots or JPEG frames (all share it), none otherwise",
+        Some(pipelines.iter().map(|p| p.jpeg_encoders.len()).sum::<usize>() as f64),
+    );
+    gauge(
+        &mut registry,
         "last_frame_id",
         "Id of the last frame handed to the outputs",
         Some(sample.frame_id as f64),

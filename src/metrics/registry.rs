@@ -16,8 +16,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputState {
-    /// The configuration leaves it off.
-    Off,
+    /// Switched off (its `enabled = false`, or `POST …/stop`).
+    Stopped,
     Starting,
     Running,
     /// It failed and waits to be started again.
@@ -38,7 +38,7 @@ pub struct OutputReport {
 impl Default for OutputReport {
     fn default() -> Self {
         Self {
-            state: OutputState::Off,
+            state: OutputState::Stopped,
             restarts: 0,
             last_error: None,
             description: serde_json::Value::Null,
@@ -89,7 +89,7 @@ impl Registry {
 
     pub fn off(&self, name: &'static str) {
         self.update(name, |o| {
-            o.state = OutputState::Off;
+            o.state = OutputState::Stopped;
             o.description = serde_json::Value::Null;
         });
     }
@@ -285,7 +285,7 @@ mod tests {
     fn failures_count_restarts_and_keep_the_reason() {
         let registry = Registry::default();
         registry.declare("hls");
-        assert_eq!(registry.outputs()["hls"].state, OutputState::Off);
+        assert_eq!(registry.outputs()["hls"].state, OutputState::Stopped);
         registry.running("hls", serde_json::json!({"playlist": "/hls/cam.m3u8"}));
         registry.failed("hls", "disk full");
         let hls = &registry.outputs()["hls"];

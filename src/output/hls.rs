@@ -145,6 +145,7 @@ pub struct Hls {
 struct Served {
     dir: PathBuf,
     viewers: RecentViewers,
+    segment_s: u32,
 }
 
 impl Output for Hls {
@@ -156,6 +157,10 @@ impl Output for Hls {
         config.hls.enabled
     }
 
+    fn settings(&self) -> &'static [&'static str] {
+        &["hls"]
+    }
+
     fn start(&self, config: &Config, context: &Context) -> Result<Box<dyn Running>> {
         let name = stream_name(&config.rtsp.path);
         let running = RunningHls::start(&config.hls, &name, context)?;
@@ -164,6 +169,7 @@ impl Output for Hls {
         self.served.set(Served {
             dir: running.dir.path().to_owned(),
             viewers: context.registry.recent("hls", window),
+            segment_s: config.hls.segment_s,
         });
         Ok(Box::new(Started {
             running,
@@ -304,7 +310,12 @@ async fn file(
     UrlPath(file): UrlPath<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let Some(Served { dir, viewers }) = served.get() else {
+    let Some(Served {
+        dir,
+        viewers,
+        segment_s,
+    }) = served.get()
+    else {
         return (
             StatusCode::NOT_FOUND,
             "HLS is not running (hls.enabled = false, or it is restarting)\n",
@@ -320,19 +331,16 @@ async fn file(
     let token = crate::http::query_token(query.as_deref());
     match tokio::fs::read(dir.join(&file)).await {
         Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, mime),
-                (header::CACHE_CONTROL, cache),
-                // hls.js on another origin (a wall of cameras) may fetch it.
-                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-            ],
-            match token {
-                // A player given the playlist with ?token= must fetch the
-                // segments with it too: it cannot set headers either.
-                Some(token) if file.ends_with(".m3u8") => {
-                    with_token(&String::from_utf8_lossy(&bytes), &token).into_bytes()
-                }
-                _ => bytes,
+            [(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, cache)],
+            if file.ends_with(".m3u8") {
+                playlist(
+                    &String::from_utf8_lossy(&bytes),
+                    token.as_deref(),
+                    segment_s,
+                )
+                .into_bytes()
+            } else {
+                bytes
             },
         )
             .into_response(),
@@ -340,23 +348,34 @@ async fn file(
     }
 }
 
-/// The playlist with `?token=…` on every segment line.
-fn with_token(playlist: &str, token: &str) -> String {
-    playlist
-        .lines()
-        .map(|line| {
-            if line.is_empty() || line.starts_with('#') {
-                format!("{line}\n")
-            } else {
-                format!("{line}?token={token}\n")
+/// The playlist as served: players told to start near the live edge
+/// (`EXT-X-START`, one segment from the end, precisely: hls.js by default
+/// starts three segments back, which with 1 s segments put a page 4.5–5.5 s
+/// behind capture; so told, 2.3–2.8 s, and 2.8–3.3 s when it may round to
+/// a segment's start), and, for a player given the playlist with `?token=`,
+/// the token on every segment (it cannot set headers either).
+fn playlist(text: &str, token: Option<&str>, segment_s: u32) -> String {
+    let mut served = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        match token {
+            Some(token) if !line.is_empty() && !line.starts_with('#') => {
+                served.push_str(&format!("{line}?token={token}\n"))
             }
-        })
-        .collect()
+            _ => served.push_str(&format!("{line}\n")),
+        }
+        if line == "#EXTM3U" {
+            let offset = f64::from(segment_s);
+            served.push_str(&format!(
+                "#EXT-X-START:TIME-OFFSET=-{offset:.1},PRECISE=YES\n"
+            ));
+        }
+    }
+    served
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{kind, stream_name, with_token};
+    use super::{kind, stream_name};
 
     #[test]
     fn directories_of_processes_that_are_gone_are_removed() {
@@ -382,8 +401,12 @@ mod tests {
     fn a_token_follows_the_playlist_to_its_segments() {
         let playlist = "#EXTM3U\n#EXTINF:1.0,\ncam-00001.ts\n";
         assert_eq!(
-            with_token(playlist, "abc"),
-            "#EXTM3U\n#EXTINF:1.0,\ncam-00001.ts?token=abc\n"
+            super::playlist(playlist, Some("abc"), 1),
+            "#EXTM3U\n#EXT-X-START:TIME-OFFSET=-1.0,PRECISE=YES\n#EXTINF:1.0,\ncam-00001.ts?token=abc\n"
+        );
+        assert_eq!(
+            super::playlist(playlist, None, 2),
+            "#EXTM3U\n#EXT-X-START:TIME-OFFSET=-2.0,PRECISE=YES\n#EXTINF:1.0,\ncam-00001.ts\n"
         );
     }
 

@@ -16,7 +16,9 @@
 
 pub mod hls;
 pub mod metrics_ws;
+pub mod mjpeg;
 pub mod rtsp;
+pub mod ws_frames;
 
 use std::sync::{Arc, RwLock};
 
@@ -37,6 +39,8 @@ pub fn catalogue() -> Vec<Arc<dyn Output>> {
         Arc::new(rtsp::Rtsp),
         Arc::new(hls::Hls::default()),
         Arc::new(metrics_ws::MetricsWs::default()),
+        Arc::new(mjpeg::Mjpeg::default()),
+        Arc::new(ws_frames::WsFrames::default()),
     ]
 }
 
@@ -54,6 +58,13 @@ pub trait Output: Send + Sync {
 
     /// Whether `config` wants it running.
     fn enabled(&self, config: &Config) -> bool;
+
+    /// The configuration sections holding its parameters, its own (with
+    /// its `enabled` switch) first: what `PATCH /api/outputs/{name}` and
+    /// `POST …/start|stop` write. Empty: it cannot be stopped or tuned.
+    fn settings(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// Starts it. May block for a moment (binding ports, starting a
     /// pipeline): the app calls it off the event loop.

@@ -35,8 +35,12 @@ impl Output for Rtsp {
         "rtsp"
     }
 
-    fn enabled(&self, _config: &Config) -> bool {
-        true
+    fn enabled(&self, config: &Config) -> bool {
+        config.rtsp.enabled
+    }
+
+    fn settings(&self) -> &'static [&'static str] {
+        &["rtsp"]
     }
 
     fn start(&self, config: &Config, context: &Context) -> Result<Box<dyn Running>> {

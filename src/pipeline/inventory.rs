@@ -19,6 +19,8 @@ pub struct PipelineSummary {
     pub name: String,
     /// Factory names of the video encoders running in it.
     pub encoders: Vec<String>,
+    /// Factory names of the JPEG encoders running in it.
+    pub jpeg_encoders: Vec<String>,
 }
 
 impl Inventory {
@@ -42,7 +44,8 @@ impl Inventory {
             .iter()
             .map(|bin| PipelineSummary {
                 name: bin.name().to_string(),
-                encoders: encoders_in(bin),
+                encoders: encoders_in(bin, |jpeg| !jpeg),
+                jpeg_encoders: encoders_in(bin, |jpeg| jpeg),
             })
             .collect()
     }
@@ -53,7 +56,7 @@ impl Inventory {
         let summary = self.summarize();
         let total: usize = summary.iter().map(|p| p.encoders.len()).sum();
         for pipeline in &summary {
-            tracing::info!(pipeline = %pipeline.name, encoders = ?pipeline.encoders, "pipeline inventory");
+            tracing::info!(pipeline = %pipeline.name, encoders = ?pipeline.encoders, jpeg = ?pipeline.jpeg_encoders, "pipeline inventory");
         }
         tracing::info!(
             "pipeline inventory: {} pipelines, {total} encoders in total",
@@ -68,14 +71,17 @@ impl Inventory {
 
 /// The encoders in `bin` that run: the slate's encoder, standing by while
 /// a camera's H.264 is passed through, is no encoding.
-fn encoders_in(bin: &gst::Bin) -> Vec<String> {
+/// `wanted` says, from whether it makes JPEG (GStreamer files `jpegenc`
+/// under both video and image encoders), which of them to list.
+fn encoders_in(bin: &gst::Bin, wanted: impl Fn(bool) -> bool) -> Vec<String> {
     let mut found = Vec::new();
     for element in bin.iterate_recurse().into_iter().flatten() {
         let Some(factory) = element.factory() else {
             continue;
         };
         let running = element.current_state() == gst::State::Playing;
-        if running && factory.has_type(gst::ElementFactoryType::VIDEO_ENCODER) {
+        let jpeg = factory.has_type(gst::ElementFactoryType::MEDIA_IMAGE);
+        if running && factory.has_type(gst::ElementFactoryType::VIDEO_ENCODER) && wanted(jpeg) {
             found.push(factory.name().to_string());
         }
     }

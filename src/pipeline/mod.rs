@@ -19,7 +19,9 @@
 
 pub mod counters;
 pub mod encoder;
+pub mod frames;
 pub mod inventory;
+pub mod jpeg;
 pub mod progress;
 pub mod recovery;
 pub mod source_slot;
@@ -41,6 +43,8 @@ pub struct Shared {
     pub counters: crate::pipeline::counters::StreamCounters,
     pub controls: crate::source::v4l2::SharedControls,
     pub faults: crate::source::fault::FaultInjector,
+    /// Raw frames for consumers in Rust (the JPEG encoder, frame sockets).
+    pub raw: frames::FrameTap<frames::RawFrame>,
 }
 
 /// One camera's running graph and the handle outputs subscribe to.
@@ -141,11 +145,18 @@ impl CameraPipeline {
         chain.extend(encoder.iter());
         chain.extend(encoder_caps.iter());
         chain.extend([&parse, &stream_caps, appsink.upcast_ref()]);
+        // The picture goes to the encoder and, only while somebody watches
+        // raw frames, to them (see `raw_branch`).
+        let tee = gst::ElementFactory::make("tee").name("picture").build()?;
+        pipeline.add(&tee)?;
         pipeline.add_many(&chain)?;
         sources
             .output()
-            .link(&queue)
+            .link(&tee)
+            .context("linking the source to its tee")?;
+        tee.link(&queue)
             .context("linking the source to the encoder")?;
+        raw_branch(&pipeline, &tee, passthrough, &shared.raw)?;
         gst::Element::link_many(&chain).with_context(|| {
             format!(
                 "linking {} (caps {output_caps})",
@@ -230,4 +241,71 @@ impl CameraPipeline {
             .map(|_| ())
             .map_err(|err| anyhow::anyhow!("camera.controls.{name}: {err}"))
     }
+}
+
+/// The branch that hands raw frames to `raw` (I420 at the camera's size),
+/// gated so it does nothing while nobody watches. A passed-through camera
+/// sends H.264, which this branch then decodes — only while watched.
+fn raw_branch(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    passthrough: bool,
+    raw: &frames::FrameTap<frames::RawFrame>,
+) -> Result<()> {
+    // Late frames are dropped, never waited for: the tee feeds the encoder
+    // from the same thread. H.264 may drop a second's worth before the
+    // decoder is behind (it then drops until the next keyframe).
+    let queue = gst::ElementFactory::make("queue")
+        .name("raw-queue")
+        .property("max-size-buffers", if passthrough { 30u32 } else { 1 })
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 0u64)
+        .property_from_str("leaky", "downstream")
+        .build()?;
+    let mut chain = vec![frames::gate(raw)?, queue];
+    if passthrough {
+        let decoder = gst::ElementFactory::make("avdec_h264")
+            .property("output-corrupt", false)
+            .build()
+            .context("avdec_h264 (package gstreamer1.0-libav)")?;
+        chain.push(decoder);
+        chain.push(gst::ElementFactory::make("videoconvert").build()?);
+        chain.push(
+            gst::ElementFactory::make("capsfilter")
+                .property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("format", "I420")
+                        .build(),
+                )
+                .build()?,
+        );
+    }
+    // Not async: a gated sink gets no frame to preroll on while nobody
+    // watches, and would hold the whole pipeline in PAUSED.
+    let sink = gst_app::AppSink::builder()
+        .name("raw")
+        .sync(false)
+        .async_(false)
+        .max_buffers(1)
+        .drop(true)
+        .build();
+    chain.push(sink.clone().upcast());
+    pipeline.add_many(&chain)?;
+    gst::Element::link_many(&chain).context("linking the raw-frame branch")?;
+    tee.link(&chain[0])
+        .context("linking the raw-frame branch")?;
+    let raw = raw.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(frame) = frames::RawFrame::from_sample(&sample) {
+                    raw.publish(frame);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(())
 }

@@ -128,13 +128,17 @@ impl Tap {
     }
 }
 
-/// Every stream the camera offers its outputs. Only the encoded H.264
-/// exists so far; raw frames and the shared JPEG encoder arrive as more
-/// fields here, each costing nothing until subscribed.
-#[derive(Clone, Default)]
+/// Every stream the camera offers its outputs, each costing nothing until
+/// subscribed.
+#[derive(Clone)]
 pub struct Taps {
-    /// H.264 byte-stream, access units, SPS/PPS in front of every keyframe.
+    /// H.264 byte-stream, access units, SPS/PPS in front of every keyframe
+    /// (for GStreamer consumers: an appsrc each).
     pub encoded: Tap,
+    /// Raw I420 frames, for consumers in Rust.
+    pub raw: super::frames::FrameTap<super::frames::RawFrame>,
+    /// JPEG from the one shared encoder, for consumers in Rust.
+    pub jpeg: super::jpeg::JpegTap,
 }
 
 #[cfg(test)]

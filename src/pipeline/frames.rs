@@ -1,0 +1,148 @@
+//! Frames for consumers written in Rust (MJPEG, snapshots, frames over
+//! WebSocket): the camera's raw frames, and JPEG from the shared encoder.
+//! Each consumer holds a receiver of the latest frame and takes frames at
+//! its own pace: a slow one skips frames, nobody waits for it. A tap nobody
+//! watches does nothing (its branch drops frames before any work).
+
+use std::sync::Arc;
+
+use gst_video::prelude::*;
+use tokio::sync::watch;
+
+use crate::source::identity;
+
+/// A decoded frame: I420 at the camera's size, with its identity.
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    pub id: u64,
+    /// Capture time, µs since the Unix epoch.
+    pub captured_us: u64,
+    pub info: gst_video::VideoInfo,
+    pub buffer: gst::Buffer,
+}
+
+impl RawFrame {
+    /// The frame as a camera pipeline's appsink hands it over.
+    pub fn from_sample(sample: &gst::Sample) -> Option<Self> {
+        let buffer = sample.buffer_owned()?;
+        let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+        Some(Self {
+            id: identity::frame_id(&buffer).unwrap_or(0),
+            captured_us: identity::capture_time_us(&buffer).unwrap_or(0),
+            info,
+            buffer,
+        })
+    }
+
+    pub fn width(&self) -> u32 {
+        self.info.width()
+    }
+
+    pub fn height(&self) -> u32 {
+        self.info.height()
+    }
+
+    /// The pixels of `plane` (0: luma; 1, 2: chroma) packed row after row,
+    /// each row `width` bytes (the buffer's own rows may be padded).
+    pub fn plane(&self, plane: u32) -> Option<Vec<u8>> {
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(self.buffer.as_ref(), &self.info)
+                .ok()?;
+        let width = frame.comp_width(plane) as usize;
+        let height = frame.comp_height(plane) as usize;
+        let stride = frame.plane_stride()[plane as usize] as usize;
+        let data = frame.plane_data(plane).ok()?;
+        let mut packed = Vec::with_capacity(width * height);
+        for row in 0..height {
+            packed.extend_from_slice(data.get(row * stride..row * stride + width)?);
+        }
+        Some(packed)
+    }
+}
+
+/// A JPEG frame from the shared encoder.
+#[derive(Debug, Clone)]
+pub struct JpegFrame {
+    pub id: u64,
+    pub captured_us: u64,
+    pub width: u32,
+    pub height: u32,
+    pub data: bytes::Bytes,
+    /// The quality it was encoded at.
+    pub quality: u32,
+    /// When the encoder made it (a snapshot wants one at most a frame old).
+    pub encoded_at: std::time::Instant,
+}
+
+/// The latest frame of one kind, for every consumer that watches.
+pub struct FrameTap<T> {
+    sender: Arc<watch::Sender<Option<Arc<T>>>>,
+}
+
+impl<T> Clone for FrameTap<T> {
+    fn clone(&self) -> Self {
+        Self {
+            sender: self.sender.clone(),
+        }
+    }
+}
+
+impl<T> Default for FrameTap<T> {
+    fn default() -> Self {
+        Self {
+            sender: Arc::new(watch::channel(None).0),
+        }
+    }
+}
+
+impl<T> FrameTap<T> {
+    /// Frames from now on, one at a time; dropping it stops watching.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<T>>> {
+        self.sender.subscribe()
+    }
+
+    /// Whether anybody watches (else frames need not be made at all).
+    pub fn watched(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
+    pub fn publish(&self, frame: T) {
+        self.sender.send_replace(Some(Arc::new(frame)));
+    }
+
+    /// The frame published last, if any.
+    pub fn latest(&self) -> Option<Arc<T>> {
+        self.sender.borrow().clone()
+    }
+}
+
+/// A `valve` that passes frames only while `tap` is watched: an unwatched
+/// branch costs a check per frame and nothing else. (A pad probe returning
+/// `Drop` behind a tee makes GStreamer 1.22 unref a null buffer — a
+/// critical per frame — so the valve drops, and the probe only sets it.)
+pub fn gate<T: Send + Sync + 'static>(
+    tap: &FrameTap<T>,
+) -> Result<gst::Element, gst::glib::BoolError> {
+    let valve = gst::ElementFactory::make("valve")
+        .property("drop", true)
+        // Caps and segment still reach the branch while it is shut.
+        .property_from_str("drop-mode", "forward-sticky-events")
+        .build()?;
+    let Some(pad) = valve.static_pad("sink") else {
+        return Ok(valve);
+    };
+    let tap = tap.clone();
+    let shut = std::sync::atomic::AtomicBool::new(true);
+    let weak = valve.downgrade();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        // Runs before the valve's chain function sees this very buffer.
+        let drop = !tap.watched();
+        if shut.swap(drop, std::sync::atomic::Ordering::Relaxed) != drop {
+            if let Some(valve) = weak.upgrade() {
+                valve.set_property("drop", drop);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(valve)
+}
