@@ -53,6 +53,9 @@ pub struct Launch {
     /// A limit on open files (soft and hard), as a unit without
     /// `LimitNOFILE=` would give it.
     pub open_files: Option<u64>,
+    /// Started as a service manager would: without `NO_COLOR` (which the
+    /// tests otherwise set), stderr still a file.
+    pub colour_allowed: bool,
 }
 
 /// A running `edgecam run`; killed when dropped.
@@ -103,7 +106,7 @@ impl Edgecam {
             .args(["--config", config_path.to_str().expect("utf-8 path"), "run"])
             .env("GST_DEBUG_DUMP_DOT_DIR", dir.path().join("dots"))
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
+            .envs((!launch.colour_allowed).then_some(("NO_COLOR", "1")))
             .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log);
@@ -319,22 +322,31 @@ impl Drop for Edgecam {
     }
 }
 
-/// Runs a command to completion, killing it after `limit`.
+/// Runs a command to completion, killing it after `limit`. Its output is
+/// read while it runs (a client printing more than a pipe holds would
+/// otherwise block until killed).
 pub fn run_for(command: &mut Command, limit: Duration) -> Output {
-    let mut child = command
+    let child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn client");
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let pid = child.id() as libc::pid_t;
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let output = child.wait_with_output();
+        let _ = done.send(());
+        output
+    });
+    if finished.recv_timeout(limit).is_err() {
+        // SAFETY: kill(2) on our own child, not yet reaped (the waiter
+        // reaps it only after it exits).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
-    let _ = child.kill();
-    child.wait_with_output().expect("client output")
+    waiter
+        .join()
+        .expect("waiter thread")
+        .expect("client output")
 }
 
 /// Asserts that ffprobe's view of a stream is H.264 at `width`x`height`.
@@ -378,6 +390,25 @@ pub fn probe_stream(url: &str, transport: &str) -> HashMap<String, String> {
         String::from_utf8_lossy(&output.stderr)
     );
     text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// ffprobe's view of a file's first video stream (codec_name, width, height).
+pub fn probe_file(file: &Path) -> HashMap<String, String> {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args([
+            "stream=codec_name,width,height",
+            "-of",
+            "default=noprint_wrappers=1",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
         .filter_map(|line| line.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
@@ -442,6 +473,8 @@ pub enum Player {
     GstLaunch,
     /// ffmpeg reading an HLS playlist URL (from its default live position).
     FfmpegHls,
+    /// ffmpeg reading an MJPEG-over-HTTP URL (`multipart/x-mixed-replace`).
+    FfmpegMjpeg,
 }
 
 impl Player {
@@ -464,6 +497,10 @@ impl Player {
                 "-v error -threads 1 -i {url} -t {seconds} -an -fps_mode passthrough -f rawvideo \
                  -pix_fmt gray -flush_packets 1 -"
             ),
+            Player::FfmpegMjpeg => format!(
+                "-v error -threads 1 -f mpjpeg -i {url} -t {seconds} -an -fps_mode passthrough \
+                 -f rawvideo -pix_fmt gray -flush_packets 1 -"
+            ),
             Player::GstLaunch => format!(
                 "-q rtspsrc location={url} protocols=tcp latency=0 ! rtph264depay \
                  ! avdec_h264 max-threads=1 ! videoconvert ! video/x-raw,format=GRAY8 \
@@ -471,7 +508,7 @@ impl Player {
             ),
         };
         let program = match self {
-            Player::Ffmpeg | Player::FfmpegHls => "ffmpeg",
+            Player::Ffmpeg | Player::FfmpegHls | Player::FfmpegMjpeg => "ffmpeg",
             Player::GstLaunch => "gst-launch-1.0",
         };
         let mut command = Command::new(program);
@@ -590,4 +627,34 @@ pub fn security_exposure(report: &str) -> Option<f64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Runs tests/frames_client.py (Debian's Python, which has websockets, lz4
+/// and zstandard from the test packages) and parses the JSON line it prints.
+pub fn frames_client(args: &[&str], limit: Duration) -> serde_json::Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/frames_client.py");
+    let output = run_for(
+        Command::new("/usr/bin/python3").arg(script).args(args),
+        limit,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "frames_client {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("JSON from frames_client.py")
+}
+
+/// The latency stamp of a JPEG (decoded with ffmpeg to grey).
+pub fn jpeg_stamp(jpeg: &Path, width: usize, height: usize) -> Option<Stamp> {
+    let output = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(jpeg)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg");
+    (output.stdout.len() == width * height)
+        .then(|| stamp::read(width, height, &output.stdout, width))
+        .flatten()
 }
