@@ -57,6 +57,92 @@ function whenPlaylistExists(playlist, then) {
     .catch(() => setTimeout(() => whenPlaylistExists(playlist, then), 1000));
 }
 
+// --- the MJPEG view and snapshots ---------------------------------------------
+
+// The viewer token in the page's address, passed on to what the page links.
+const viewerToken = new URLSearchParams(location.search).get("token");
+const withToken = (path) => (viewerToken ? `${path}?token=${encodeURIComponent(viewerToken)}` : path);
+$("snapshot").href = withToken("/snapshot.jpg");
+
+// MJPEG instead of HLS: live to the frame, at more bandwidth. The image is
+// only connected while shown (an unwatched MJPEG stream costs the board a
+// JPEG encode per frame).
+$("view-toggle").addEventListener("click", () => {
+  const image = $("mjpeg"), video = $("video"), showing = !image.hidden;
+  if (showing) {
+    image.removeAttribute("src");
+    image.hidden = true;
+    video.hidden = false;
+    $("view-toggle").textContent = "show MJPEG";
+  } else {
+    image.src = withToken("/stream.mjpeg");
+    image.hidden = false;
+    video.hidden = true;
+    $("view-toggle").textContent = "show HLS";
+  }
+});
+
+// --- outputs: state, viewers, start/stop ---------------------------------------
+
+// Start and stop need the admin token: asked once, kept for this tab only.
+function adminToken(again) {
+  if (again) sessionStorage.removeItem("edgecam-admin-token");
+  let token = sessionStorage.getItem("edgecam-admin-token");
+  if (!token) {
+    token = prompt("Admin token (edgecam logs it at first start; see the README):");
+    if (token) sessionStorage.setItem("edgecam-admin-token", token);
+  }
+  return token;
+}
+
+async function switchOutput(name, action, retried) {
+  const token = adminToken(retried);
+  if (!token) return;
+  const response = await fetch(`/api/outputs/${name}/${action}`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (response.status === 401 && !retried) return switchOutput(name, action, true);
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    alert(`${action} ${name}: ${body.error || response.status}`);
+  }
+  refreshOutputs();
+}
+
+function refreshOutputs() {
+  fetch(withToken("/api/outputs"), { cache: "no-store" })
+    .then((response) => (response.ok ? response.json() : null))
+    .then((report) => {
+      if (!report) return;
+      const rows = Object.entries(report.outputs).map(([name, o]) => {
+        const row = document.createElement("tr");
+        row.dataset.output = name;
+        const cells = [name, o.state, o.viewers, o.restarts].map((text) => {
+          const cell = document.createElement("td");
+          cell.textContent = text;
+          return cell;
+        });
+        cells[1].className = o.state;
+        if (o.last_error) cells[1].title = o.last_error;
+        const control = document.createElement("td");
+        if (o.controllable) {
+          const button = document.createElement("button");
+          const action = o.state === "stopped" ? "start" : "stop";
+          button.textContent = action;
+          button.addEventListener("click", () => switchOutput(name, action, false));
+          control.append(button);
+        }
+        row.append(...cells, control);
+        return row;
+      });
+      $("outputs").tBodies[0].replaceChildren(...rows);
+    })
+    .catch(() => {});
+}
+refreshOutputs();
+setInterval(refreshOutputs, 2000);
+
 // --- charts ----------------------------------------------------------------
 
 class Chart {
@@ -109,7 +195,7 @@ const charts = {
   fps: new Chart($("c-fps"), ["#5fb3ff", "#9be37c"]),
   bitrate: new Chart($("c-bitrate"), ["#f0c030"]),
   latency: new Chart($("c-latency"), ["#ff8a5f"]),
-  clients: new Chart($("c-clients"), ["#5fb3ff", "#9be37c", "#c58aff"]),
+  clients: new Chart($("c-clients"), ["#5fb3ff", "#9be37c", "#c58aff", "#f0c030", "#ff8a5f"]),
   cpu: new Chart($("c-cpu"), ["#ff6f91"]),
   temp: new Chart($("c-temp"), ["#ffb86b"]),
 };
@@ -144,14 +230,17 @@ function onSample(s) {
   charts.fps.push([s.capture_fps, s.encoded_fps]);
   charts.bitrate.push([s.bitrate_kbps]);
   charts.latency.push([s.capture_to_encode_ms]);
-  charts.clients.push([s.clients.rtsp, s.clients.hls, s.clients.ws]);
+  const viewers = (name) => s.clients[name] || 0;
+  charts.clients.push(["rtsp", "hls", "ws", "mjpeg", "frames"].map(viewers));
   charts.cpu.push([s.cpu_percent]);
   charts.temp.push([s.soc_temp_c]);
   $("v-fps").textContent = `${fmt(s.encoded_fps, 1)} (dropped ${s.dropped_frames})`
     + (s.camera.state === "lost" ? " · camera lost" : "");
   $("v-bitrate").textContent = fmt(s.bitrate_kbps);
   $("v-latency").textContent = fmt(s.capture_to_encode_ms, 1);
-  $("v-clients").textContent = `rtsp ${s.clients.rtsp} · hls ${s.clients.hls} · ws ${s.clients.ws}`;
+  // Only the outputs someone watches: five counts do not fit a caption.
+  const watched = Object.entries(s.clients).filter(([, n]) => n > 0);
+  $("v-clients").textContent = watched.length ? watched.map(([name, n]) => `${name} ${n}`).join(" · ") : "none";
   $("v-cpu").textContent = fmt(s.cpu_percent);
   $("v-temp").textContent = s.soc_temp_c === null ? "n/a" : fmt(s.soc_temp_c, 1);
   $("uptime").textContent = duration(s.uptime_s);

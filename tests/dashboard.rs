@@ -22,6 +22,7 @@ fn dashboard_plays_video_beside_live_graphs() {
             script,
             &edgecam.http_url("/"),
             screenshot.to_str().expect("utf-8"),
+            common::ADMIN_TOKEN,
         ]),
         Duration::from_secs(90),
     );
@@ -75,4 +76,12 @@ fn dashboard_plays_video_beside_live_graphs() {
         "page errors: {report}"
     );
     assert!(screenshot.exists());
+    // The live-view controls.
+    for output in ["rtsp", "hls", "mjpeg", "frames", "metrics_ws"] {
+        assert_eq!(report["outputRows"][output], "running", "{report}");
+    }
+    assert_eq!(report["switched"], serde_json::json!(["stopped", "running"]));
+    assert_eq!(report["mjpeg"]["width"], 640, "{report}");
+    assert_eq!(report["mjpeg"]["advanced"], true, "{report}");
+    assert_eq!(report["mjpeg"]["videoHidden"], true, "{report}");
 }

@@ -1,10 +1,12 @@
 // Loads the edgecam dashboard in headless Chromium (Debian's, driven by
 // playwright-core) and reports, as one JSON line on stdout, what a person
 // would see: whether the video plays, whether the graphs get data, and how
-// many bytes the page needed. Usage: node dashboard.mjs URL SCREENSHOT.png
+// many bytes the page needed; and its live-view controls: the outputs
+// table, an output stopped and started from it (answering the admin-token
+// prompt), the MJPEG view. Usage: node dashboard.mjs URL SCREENSHOT.png TOKEN
 import { chromium } from "playwright-core";
 
-const [url, screenshot] = process.argv.slice(2);
+const [url, screenshot, adminToken] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: [
@@ -60,6 +62,43 @@ try {
   }));
   await page.screenshot({ path: screenshot });
 
+  // The outputs table, and one output switched off and on from it.
+  await page.waitForSelector("#outputs tr[data-output=frames] button", { timeout: 10000 });
+  const outputRows = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll("#outputs tbody tr")].map((row) => [row.dataset.output, row.children[1].textContent])));
+  page.on("dialog", (dialog) => dialog.accept(adminToken));
+  const stateOf = (name) => page.evaluate((name) => document.querySelector(`#outputs tr[data-output=${name}] td:nth-child(2)`).textContent, name);
+  await page.click("#outputs tr[data-output=frames] button");
+  await page.waitForFunction(() => document.querySelector("#outputs tr[data-output=frames] td:nth-child(2)").textContent === "stopped", null, { timeout: 10000 });
+  const stopped = await stateOf("frames");
+  await page.click("#outputs tr[data-output=frames] button");
+  await page.waitForFunction(() => document.querySelector("#outputs tr[data-output=frames] td:nth-child(2)").textContent === "running", null, { timeout: 10000 });
+  const restarted = await stateOf("frames");
+
+  // The MJPEG view: the image shows and advances, the video hides.
+  await page.click("#view-toggle");
+  await page.waitForFunction(() => document.getElementById("mjpeg").naturalWidth > 0, null, { timeout: 10000 });
+  const picture = () => page.evaluate(() => {
+    const image = document.getElementById("mjpeg");
+    const canvas = document.createElement("canvas");
+    canvas.width = image.naturalWidth; canvas.height = image.naturalHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(image, 0, 0);
+    const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 97) sum = (sum * 31 + data[i]) >>> 0;
+    return sum;
+  });
+  const first = await picture();
+  await page.waitForTimeout(500);
+  const second = await picture();
+  const mjpeg = {
+    width: await page.evaluate(() => document.getElementById("mjpeg").naturalWidth),
+    advanced: first !== second,
+    videoHidden: await page.evaluate(() => document.getElementById("video").hidden),
+  };
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "-mjpeg.png") });
+  await page.click("#view-toggle");
+
   // Phone width: the layout must not need horizontal scrolling.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(300);
@@ -72,6 +111,9 @@ try {
     pageBytes: [...files.values()].reduce((a, b) => a + b, 0),
     pageFiles: Object.fromEntries(files),
     phoneOverflow,
+    outputRows,
+    switched: [stopped, restarted],
+    mjpeg,
     errors,
     ...state,
   }));
