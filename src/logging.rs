@@ -35,9 +35,13 @@ pub fn init() {
         None => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
-            // Colour only for a person at a terminal: a file, Docker or a
-            // supervisor would get raw escape codes.
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            // Colour only for a person at a terminal who did not opt out
+            // (NO_COLOR): a file, Docker or a supervisor would get raw
+            // escape codes.
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
             .init(),
     }
 }

@@ -11,8 +11,8 @@ Each prints one JSON line summarising what it received.
     frames_client.py crowd URL SECONDS CLIENTS
         CLIENTS text sockets, one of which never reads
     frames_client.py probe URL SECONDS
-        one binary socket (URL carries the query): the frames' shape, rate,
-        bytes on the wire, ids and capture times
+        one socket (URL carries the query; text or binary): the frames'
+        shape, rate, bytes on the wire, ids and capture times
 """
 
 import asyncio
@@ -141,10 +141,18 @@ async def probe(url, seconds):
         while time.monotonic() - started < seconds:
             message = await ws.recv()
             wire += len(message)
-            digests.add(hashlib.sha1(message[HEADER.size :]).digest())
-            _, _, fmt, compression, frame_id, captured, width, height, stride, length = (
-                HEADER.unpack_from(message)
-            )
+            if isinstance(message, str):
+                # Text mode: JSON, a base64 JPEG.
+                text = json.loads(message)
+                frame_id, captured = text["frame_id"], round(text["timestamp"] * 1e6)
+                width = height = stride = fmt = compression = 0
+                length = len(text["image"])
+                digests.add(hashlib.sha1(text["image"].encode()).digest())
+            else:
+                digests.add(hashlib.sha1(message[HEADER.size :]).digest())
+                _, _, fmt, compression, frame_id, captured, width, height, stride, length = (
+                    HEADER.unpack_from(message)
+                )
             frames.append((frame_id, captured, width, height, stride, length, fmt, compression, time.time()))
         elapsed = time.monotonic() - started
     first = frames[0] if frames else (0,) * 9

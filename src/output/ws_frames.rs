@@ -245,9 +245,7 @@ async fn serve(socket: WebSocket, served: Served, variant: Variant, cap: Option<
     let mut jpeg = (!uses_raw).then(|| served.jpeg.subscribe());
     let mut raw = uses_raw.then(|| served.raw.subscribe());
     let mut stopped = served.stopped.clone();
-    let mut last_sent: Option<Instant> = None;
-    // A frame a little early still counts: 10 % allowance on the cap.
-    let least = cap.map(|cap| cap.mul_f64(0.9));
+    let mut pace = cap.map(crate::pipeline::frames::Pace::new);
     loop {
         let frame = tokio::select! {
             frame = next(&mut jpeg, &mut raw) => match frame {
@@ -260,16 +258,17 @@ async fn serve(socket: WebSocket, served: Served, variant: Variant, cap: Option<
             },
             _ = stopped.wait_for(|stopped| *stopped) => return,
         };
-        if let (Some(least), Some(at)) = (least, last_sent) {
-            if at.elapsed() < least {
-                continue;
-            }
+        if pace
+            .as_mut()
+            .is_some_and(|pace| !pace.admit(Instant::now()))
+        {
+            continue;
         }
         let Some(message) = served.memo.message(&frame, variant, served.fps) else {
             continue;
         };
         match tokio::time::timeout(stall, sender.send(message)).await {
-            Ok(Ok(())) => last_sent = Some(Instant::now()),
+            Ok(Ok(())) => {}
             Ok(Err(_)) => return,
             Err(_) => {
                 tracing::info!("frame socket client took nothing for {stall:?}; disconnected");

@@ -116,6 +116,42 @@ impl<T> FrameTap<T> {
     }
 }
 
+/// A rate cap that keeps to its schedule: a frame is taken when it comes
+/// no more than half an interval before it is due, and the next is due an
+/// interval after this one was. Jitter then never costs a frame (a cap
+/// equal to the camera's rate takes every frame: "at least 90 % of an
+/// interval since the last" dropped every frame that came a little early)
+/// and over time no more than the cap is taken.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    interval: std::time::Duration,
+    due: Option<std::time::Instant>,
+}
+
+impl Pace {
+    pub fn new(interval: std::time::Duration) -> Self {
+        Self {
+            interval,
+            due: None,
+        }
+    }
+
+    /// Whether a frame arriving `now` is taken.
+    pub fn admit(&mut self, now: std::time::Instant) -> bool {
+        let half = self.interval / 2;
+        match self.due {
+            Some(due) if now + half < due => false,
+            due => {
+                // After a pause the schedule restarts from now rather than
+                // letting a burst catch up.
+                let next = due.map_or(now, |due| due + self.interval);
+                self.due = Some(next.max(now + half));
+                true
+            }
+        }
+    }
+}
+
 /// A `valve` that passes frames only while `tap` is watched: an unwatched
 /// branch costs a check per frame and nothing else. (A pad probe returning
 /// `Drop` behind a tee makes GStreamer 1.22 unref a null buffer — a
@@ -145,4 +181,42 @@ pub fn gate<T: Send + Sync + 'static>(
         gst::PadProbeReturn::Ok
     });
     Ok(valve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pace;
+    use std::time::{Duration, Instant};
+
+    /// Frames `period_ms` apart, each off by up to `jitter_ms`, for 10 s:
+    /// how many a cap of `cap_fps` takes.
+    fn taken(period_ms: f64, jitter_ms: f64, cap_fps: f64) -> usize {
+        let start = Instant::now();
+        let mut pace = Pace::new(Duration::from_secs_f64(1.0 / cap_fps));
+        let frames = (10_000.0 / period_ms) as usize;
+        (0..frames)
+            .filter(|&n| {
+                // A fixed, uneven pattern of early and late arrivals.
+                let off = jitter_ms * [0.0, 0.9, -0.9, 0.5, -0.3][n % 5];
+                let at = (n as f64 * period_ms + off + jitter_ms).max(0.0);
+                pace.admit(start + Duration::from_secs_f64(at / 1000.0))
+            })
+            .count()
+    }
+
+    #[test]
+    fn a_cap_at_the_camera_rate_takes_every_frame_despite_jitter() {
+        assert_eq!(taken(1000.0 / 30.0, 8.0, 30.0), 300);
+    }
+
+    #[test]
+    fn a_lower_cap_holds_on_average() {
+        for (cap, expected) in [(15.0, 150), (10.0, 100), (5.0, 50)] {
+            let got = taken(1000.0 / 30.0, 8.0, cap);
+            assert!(
+                got.abs_diff(expected) <= 2,
+                "cap {cap}: {got} frames in 10 s"
+            );
+        }
+    }
 }

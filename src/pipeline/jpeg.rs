@@ -200,18 +200,14 @@ async fn feed(
     interval: Duration,
     pending: Pending,
 ) {
-    let mut last: Option<Instant> = None;
-    // A frame may come a little early: a 10 % allowance keeps the cap at
-    // the configured rate rather than below it.
-    let least = interval.mul_f64(0.9);
+    let mut pace = super::frames::Pace::new(interval);
     while raw.changed().await.is_ok() {
         let Some(frame) = raw.borrow_and_update().clone() else {
             continue;
         };
-        if last.is_some_and(|at| at.elapsed() < least) {
+        if !pace.admit(Instant::now()) {
             continue;
         }
-        last = Some(Instant::now());
         let caps = frame.info.to_caps().ok();
         if appsrc.caps() != caps {
             appsrc.set_caps(caps.as_ref());
