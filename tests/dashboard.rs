@@ -80,7 +80,10 @@ fn dashboard_plays_video_beside_live_graphs() {
     for output in ["rtsp", "hls", "mjpeg", "frames", "metrics_ws"] {
         assert_eq!(report["outputRows"][output], "running", "{report}");
     }
-    assert_eq!(report["switched"], serde_json::json!(["stopped", "running"]));
+    assert_eq!(
+        report["switched"],
+        serde_json::json!(["stopped", "running"])
+    );
     assert_eq!(report["mjpeg"]["width"], 640, "{report}");
     assert_eq!(report["mjpeg"]["advanced"], true, "{report}");
     assert_eq!(report["mjpeg"]["videoHidden"], true, "{report}");

@@ -4,9 +4,10 @@
 //!
 //! - the [`Timeline`]: one clock and base time for every pipeline of the
 //!   process, so the running time of a frame means the same everywhere;
-//! - a [`Tap`]: one stream the camera offers (the encoded H.264 today; raw
-//!   frames and JPEG will be taps beside it), which an output subscribes to
-//!   once and keeps, whichever camera pipeline feeds it now.
+//! - a [`Tap`]: the encoded H.264 the camera offers, which an output
+//!   subscribes to once and keeps, whichever camera pipeline feeds it now
+//!   (raw frames and JPEG, for consumers in Rust, are `frames::FrameTap`s
+//!   beside it).
 
 use std::sync::{Arc, Mutex, Weak};
 
