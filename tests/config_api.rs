@@ -251,7 +251,9 @@ fn every_guarded_route_wants_its_token() {
         let url = edgecam.http_url(
             &path
                 .replace("{name}", "brightness")
-                .replace("{file}", "cam.m3u8"),
+                .replace("{file}", "cam.m3u8")
+                .replace("{stream}", "cam")
+                .replace("{session}", "none"),
         );
         // Each route asks from its own address: failures are rate-limited
         // per address, which is checked below.

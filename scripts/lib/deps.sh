@@ -15,14 +15,15 @@ APT_UPDATED=""
 BUILD_PACKAGES=(
   gcc libc6-dev pkg-config libclang-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-nice
 )
 # Testing: the real clients the tests play the stream with.
 # promtool (package prometheus) checks the /metrics exposition; Chromium
 # loads the dashboard.
 TEST_PACKAGES=(ffmpeg gstreamer1.0-tools curl prometheus chromium systemd
-  python3-websockets python3-lz4 python3-zstandard)
+  python3-websockets python3-lz4 python3-zstandard python3-venv)
 # The V4L2 tests: a qemu guest running Debian's kernel with the vivid virtual
 # camera (scripts/vm/build makes its initramfs from busybox). The systemd
 # guest's disk (scripts/vm/build-systemd): a Debian root made by mmdebstrap,
@@ -70,6 +71,21 @@ cargo_is_recent() {
   version=$(cargo --version 2>/dev/null | awk '{print $2}') || return 1
   [ -n "$version" ] || return 1
   [ "$(printf '%s\n1.92.0\n' "$version" | sort -V | head -n1)" = "1.92.0" ]
+}
+
+# The WebRTC tests' second client is aiortc, which Debian 12 does not
+# package: it goes into a virtual environment of its own (target/pyenv,
+# over Debian's python3 and its packages), pinned.
+AIORTC_VERSION=1.16.0
+need_python_client() {
+  local env=target/pyenv
+  if [ -x "$env/bin/python" ] && [ "$(cat "$env/.aiortc" 2>/dev/null)" = "$AIORTC_VERSION" ]; then
+    return
+  fi
+  rm -rf "$env"
+  /usr/bin/python3 -m venv --system-site-packages "$env"
+  "$env/bin/pip" install --quiet --disable-pip-version-check "aiortc==$AIORTC_VERSION"
+  echo "$AIORTC_VERSION" > "$env/.aiortc"
 }
 
 # The browser test drives Chromium with playwright-core from npm (pinned in

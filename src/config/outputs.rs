@@ -23,6 +23,9 @@ const HLS: &[&str] = &["hls"];
 const RTSP_AND_HLS: &[&str] = &["rtsp", "hls"];
 const MJPEG: &[&str] = &["mjpeg"];
 const FRAMES: &[&str] = &["frames"];
+const WEBRTC: &[&str] = &["webrtc"];
+
+pub const DEFAULT_WEBRTC_MAX_PEERS: u32 = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -161,5 +164,45 @@ impl FramesConfig {
 impl Default for FramesConfig {
     fn default() -> Self {
         Self { enabled: true }
+    }
+}
+
+/// WebRTC over WHEP (`/whep/{stream}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebrtcConfig {
+    pub enabled: bool,
+    /// Peers at once; one more is answered 503.
+    pub max_peers: u32,
+    /// The UDP ports ICE may use (both 0: any).
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// `stun://host:port`, for peers beyond the LAN (empty: none).
+    pub stun_server: String,
+    /// `turn://user:password@host:port` (or `turns://`); a secret.
+    pub turn_server: String,
+}
+
+impl WebrtcConfig {
+    pub const EFFECTS: Effects = &[
+        ("enabled", Effect::Restart(WEBRTC)),
+        ("max_peers", Effect::Restart(WEBRTC)),
+        ("udp_port_min", Effect::Restart(WEBRTC)),
+        ("udp_port_max", Effect::Restart(WEBRTC)),
+        ("stun_server", Effect::Restart(WEBRTC)),
+        ("turn_server", Effect::Restart(WEBRTC)),
+    ];
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_peers: DEFAULT_WEBRTC_MAX_PEERS,
+            udp_port_min: 0,
+            udp_port_max: 0,
+            stun_server: String::new(),
+            turn_server: String::new(),
+        }
     }
 }

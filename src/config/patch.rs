@@ -7,10 +7,11 @@ use toml_edit::{DocumentMut, Item, Table};
 use super::ConfigError;
 
 /// Keys whose values never leave the board.
-pub const SECRETS: [(&str, &str); 3] = [
+pub const SECRETS: [(&str, &str); 4] = [
     ("auth", "admin_token"),
     ("auth", "viewer_token"),
     ("rtsp", "password"),
+    ("webrtc", "turn_server"),
 ];
 
 /// What a redacted secret reads as; writing it back keeps the secret.

@@ -41,11 +41,12 @@ pub struct Config {
     pub jpeg: JpegConfig,
     pub mjpeg: MjpegConfig,
     pub frames: FramesConfig,
+    pub webrtc: WebrtcConfig,
 }
 
 impl Config {
     /// Each section's name and the effects of its keys.
-    pub const SECTIONS: [(&'static str, Effects); 11] = [
+    pub const SECTIONS: [(&'static str, Effects); 12] = [
         ("camera", CameraConfig::EFFECTS),
         ("encoder", EncoderConfig::EFFECTS),
         ("rtsp", RtspConfig::EFFECTS),
@@ -57,6 +58,7 @@ impl Config {
         ("jpeg", JpegConfig::EFFECTS),
         ("mjpeg", MjpegConfig::EFFECTS),
         ("frames", FramesConfig::EFFECTS),
+        ("webrtc", WebrtcConfig::EFFECTS),
     ];
 }
 

@@ -4,6 +4,33 @@
 use super::schema::{Config, SourceKind};
 use super::units::Span;
 
+/// An ICE server URL: empty, or one of `schemes` then `host:port`.
+fn check_ice_server(
+    key: &'static str,
+    value: &str,
+    schemes: &[&str],
+    example: &str,
+) -> Result<(), Invalid> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let rest = schemes.iter().find_map(|scheme| value.strip_prefix(scheme));
+    let host_port = rest.map(|rest| rest.rsplit('@').next().unwrap_or(rest));
+    let valid = host_port.is_some_and(|hp| {
+        hp.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        })
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(Invalid {
+            key,
+            message: format!("{value:?} is no ICE server: write it as {example}"),
+        })
+    }
+}
+
 /// One rule a value broke.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -178,6 +205,45 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
         check_range("jpeg.height", jpeg.height.into(), 120, 2160, " pixels")?;
         check_even("jpeg.height", jpeg.height)?;
     }
+    let webrtc = &config.webrtc;
+    check_range(
+        "webrtc.max_peers",
+        webrtc.max_peers.into(),
+        1,
+        256,
+        " peers",
+    )?;
+    let (low, high) = (webrtc.udp_port_min, webrtc.udp_port_max);
+    if (low == 0) != (high == 0) || low > high {
+        return Err(Invalid {
+            key: if low == 0 || low > high {
+                "webrtc.udp_port_min"
+            } else {
+                "webrtc.udp_port_max"
+            },
+            message: format!(
+                "the UDP ports {low}–{high} are no range: set both (min ≤ max), or both to 0 for any"
+            ),
+        });
+    }
+    if low != 0 && high - low < 1 {
+        return Err(Invalid {
+            key: "webrtc.udp_port_max",
+            message: "a peer needs at least two ports to gather on; widen the range".to_owned(),
+        });
+    }
+    check_ice_server(
+        "webrtc.stun_server",
+        &webrtc.stun_server,
+        &["stun://"],
+        "stun://HOST:PORT",
+    )?;
+    check_ice_server(
+        "webrtc.turn_server",
+        &webrtc.turn_server,
+        &["turn://", "turns://"],
+        "turn://USER:PASSWORD@HOST:PORT (or turns://)",
+    )?;
     check_range("api.confirm_s", config.api.confirm_s.into(), 1, 60, " s")?;
     check_range(
         "api.max_body_kib",

@@ -210,11 +210,17 @@ fn state_dir() -> PathBuf {
 
 /// 32 random bytes from the kernel, as hex.
 fn generate() -> Result<String> {
+    random_hex(32).context("a new admin token")
+}
+
+/// `n` random bytes from the kernel, as hex: tokens, and names nobody can
+/// guess (a WebRTC session's URL is all that is needed to end it).
+pub fn random_hex(n: usize) -> Result<String> {
     use std::io::Read;
-    let mut bytes = [0u8; 32];
+    let mut bytes = vec![0u8; n];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("reading /dev/urandom for a new admin token")?;
+        .context("reading /dev/urandom")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

@@ -165,10 +165,43 @@ pub fn router(state: AppState, output_routes: Vec<Route>) -> Router {
     for route in output_routes {
         router = router.route(route.path, guarded(route.handler, route.access, &guard));
     }
-    router
+    let router = router
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no such page\n") })
-        .layer(axum::extract::DefaultBodyLimit::max(max_body))
-        .layer(cors())
+        .layer(axum::extract::DefaultBodyLimit::max(max_body));
+    with_cors(router)
+}
+
+/// `router` behind [`cors`]. tower-http answers every OPTIONS as a CORS
+/// preflight, but WHEP's plain OPTIONS (no `Access-Control-Request-Method`)
+/// must reach its route, which lists the ICE servers: those go around it,
+/// and get the one header a cross-origin reader needs.
+fn with_cors(router: Router) -> Router {
+    use axum::http::{header, HeaderValue, Method};
+    use tower::ServiceExt;
+    let preflights = router.clone().layer(cors());
+    Router::new().fallback_service(tower::service_fn(move |request: axum::extract::Request| {
+        let plain_options = request.method() == Method::OPTIONS
+            && !request
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        let (router, preflights) = (router.clone(), preflights.clone());
+        async move {
+            if !plain_options {
+                return preflights.oneshot(request).await;
+            }
+            let mut response = router.oneshot(request).await?;
+            let headers = response.headers_mut();
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("link,accept-post,accept-patch"),
+            );
+            Ok(response)
+        }
+    }))
 }
 
 /// Any page may embed the streams and call the API, errors included (a
@@ -188,13 +221,21 @@ fn cors() -> tower_http::cors::CorsLayer {
             Method::PUT,
             Method::PATCH,
             Method::DELETE,
+            Method::OPTIONS,
         ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::IF_MATCH,
         ])
-        .expose_headers([header::ETAG, header::LOCATION])
+        // WHEP clients read the session's Location and ETag, the ICE
+        // servers (Link) and what a PATCH takes (Accept-Patch).
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::LINK,
+            header::HeaderName::from_static("accept-patch"),
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }
 

@@ -249,10 +249,33 @@ pub fn render(
         "Restarts of an output after it failed, per output",
         restarts,
     );
+    output_counters(&mut registry, sample);
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &registry);
     to_text_format(&text)
+}
+
+/// The outputs' own counters (`registry::CounterSpec`), one family each,
+/// labelled by output and, for counters kept per reason, by the reason.
+fn output_counters(registry: &mut Registry, sample: &Sample) {
+    type Labels = Vec<(String, String)>;
+    let mut families: BTreeMap<&str, (&str, Family<Labels, Counter>)> = BTreeMap::new();
+    for (output, report) in &sample.outputs {
+        for reading in &report.counters {
+            let (_, family) = families
+                .entry(reading.spec.name)
+                .or_insert_with(|| (reading.spec.help, Family::default()));
+            let mut labels = vec![("output".to_owned(), (*output).to_owned())];
+            if let (Some(name), Some(value)) = (reading.spec.label, reading.label) {
+                labels.push((name.to_owned(), value.to_owned()));
+            }
+            family.get_or_create(&labels).inc_by(reading.value);
+        }
+    }
+    for (name, (help, family)) in families {
+        registry.register(name, help, family);
+    }
 }
 
 /// prometheus-client writes OpenMetrics, where a counter's HELP and TYPE

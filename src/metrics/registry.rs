@@ -33,7 +33,62 @@ pub struct OutputReport {
     pub last_error: Option<String>,
     /// What it serves and where (null while off).
     pub description: serde_json::Value,
+    /// Its own counters (e.g. WebRTC's bytes sent), `name` or
+    /// `name.label` → value; kept across restarts.
+    #[serde(serialize_with = "counters_as_map")]
+    pub counters: Vec<Reading>,
 }
+
+/// A counter an output keeps beyond its viewers, as Prometheus names it:
+/// `edgecam_{name}_total`, with the label `label` when the counter is kept
+/// per reason (e.g. peers closed, per cause).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterSpec {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub label: Option<&'static str>,
+}
+
+/// One counter's value now.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub spec: CounterSpec,
+    /// The label's value, for a counter kept per reason.
+    pub label: Option<&'static str>,
+    pub value: u64,
+}
+
+fn counters_as_map<S: serde::Serializer>(
+    readings: &[Reading],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(readings.len()))?;
+    for reading in readings {
+        let key = match reading.label {
+            Some(label) => format!("{}.{label}", reading.spec.name),
+            None => reading.spec.name.to_owned(),
+        };
+        map.serialize_entry(&key, &reading.value)?;
+    }
+    map.end()
+}
+
+/// One of an output's counters; clones count together.
+#[derive(Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+type CounterEntry = (&'static str, CounterSpec, Option<&'static str>, Counter);
 
 impl Default for OutputReport {
     fn default() -> Self {
@@ -42,6 +97,7 @@ impl Default for OutputReport {
             restarts: 0,
             last_error: None,
             description: serde_json::Value::Null,
+            counters: Vec::new(),
         }
     }
 }
@@ -50,9 +106,33 @@ impl Default for OutputReport {
 pub struct Registry {
     outputs: Arc<Mutex<BTreeMap<&'static str, OutputReport>>>,
     viewers: Arc<Mutex<BTreeMap<&'static str, Viewers>>>,
+    counters: Arc<Mutex<Vec<CounterEntry>>>,
 }
 
 impl Registry {
+    /// `output`'s counter `spec` (for `label`, when it is kept per
+    /// reason): the same one every time it is asked for, so counts survive
+    /// restarts of the output.
+    pub fn counter(
+        &self,
+        output: &'static str,
+        spec: CounterSpec,
+        label: Option<&'static str>,
+    ) -> Counter {
+        let Ok(mut counters) = self.counters.lock() else {
+            return Counter::default();
+        };
+        let found = counters
+            .iter()
+            .find(|(o, s, l, _)| *o == output && s.name == spec.name && *l == label);
+        if let Some((_, _, _, counter)) = found {
+            return counter.clone();
+        }
+        let counter = Counter::default();
+        counters.push((output, spec, label, counter.clone()));
+        counter
+    }
+
     /// An output that exists, off until it starts.
     pub fn declare(&self, name: &'static str) {
         if let Ok(mut outputs) = self.outputs.lock() {
@@ -104,7 +184,19 @@ impl Registry {
     }
 
     pub fn outputs(&self) -> BTreeMap<&'static str, OutputReport> {
-        self.outputs.lock().map(|o| o.clone()).unwrap_or_default()
+        let mut outputs = self.outputs.lock().map(|o| o.clone()).unwrap_or_default();
+        if let Ok(counters) = self.counters.lock() {
+            for (output, spec, label, counter) in counters.iter() {
+                if let Some(report) = outputs.get_mut(output) {
+                    report.counters.push(Reading {
+                        spec: *spec,
+                        label: *label,
+                        value: counter.get(),
+                    });
+                }
+            }
+        }
+        outputs
     }
 
     /// A count of viewers who hold a session (RTSP, WebSocket): each

@@ -18,6 +18,7 @@ pub mod hls;
 pub mod metrics_ws;
 pub mod mjpeg;
 pub mod rtsp;
+pub mod webrtc;
 pub mod ws_frames;
 
 use std::sync::{Arc, RwLock};
@@ -41,6 +42,7 @@ pub fn catalogue() -> Vec<Arc<dyn Output>> {
         Arc::new(metrics_ws::MetricsWs::default()),
         Arc::new(mjpeg::Mjpeg::default()),
         Arc::new(ws_frames::WsFrames::default()),
+        Arc::new(webrtc::Webrtc::default()),
     ]
 }
 

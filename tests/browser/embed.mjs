@@ -8,6 +8,7 @@
 // Usage: node embed.mjs EDGECAM_URL
 import http from "node:http";
 import { chromium } from "playwright-core";
+import { readPicture } from "./stamp.mjs";
 
 const [edgecam] = process.argv.slice(2);
 
@@ -30,50 +31,6 @@ const server = http.createServer((_, response) => {
 });
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
-
-// Runs in the page: the stamp's capture time (µs) in an image or video
-// element's current picture, or null; and a checksum of the picture.
-function readPicture(id) {
-  const element = document.getElementById(id);
-  const width = element.naturalWidth || element.videoWidth;
-  const height = element.naturalHeight || element.videoHeight;
-  if (!width || !height) return null;
-  const canvas = document.getElementById("canvas");
-  canvas.width = width;
-  canvas.height = height;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(element, 0, 0);
-  const data = context.getImageData(0, 0, width, height).data;
-  let sum = 0;
-  for (let i = 0; i < data.length; i += 397) sum = (sum * 31 + data[i]) >>> 0;
-  const cell = 1 << Math.floor(Math.log2(Math.min(32, Math.max(8, Math.floor(width / 64)))));
-  const inset = Math.floor(cell / 4), span = Math.max(1, Math.floor(cell / 2));
-  const words = [];
-  for (let row = 0; row < 8; row++) {
-    let word = 0;
-    for (let column = 0; column < 16; column++) {
-      let total = 0;
-      for (let y = row * cell + inset; y < row * cell + inset + span; y++) {
-        for (let x = column * cell + inset; x < column * cell + inset + span; x++) {
-          const p = (y * width + x) * 4;
-          total += 0.299 * data[p] + 0.587 * data[p + 1] + 0.114 * data[p + 2];
-        }
-      }
-      word = (word << 1) | (total / (span * span) >= 128 ? 1 : 0);
-    }
-    words.push(word);
-  }
-  let crc = 0xffff;
-  for (const word of words.slice(1, 7)) {
-    for (const byte of [word >> 8, word & 0xff]) {
-      crc ^= byte << 8;
-      for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-    }
-  }
-  const stamped = words[0] === 0xb38f && words[7] === crc;
-  const captured = stamped ? ((words[1] * 65536 + words[2]) * 65536 + words[3]) * 65536 + words[4] : null;
-  return { sum, captured, now: Date.now() * 1000, width, height };
-}
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
