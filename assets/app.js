@@ -6,23 +6,34 @@
 const HISTORY = 300; // points kept per series (30 s at 10 samples/s)
 const $ = (id) => document.getElementById(id);
 
-// Exposed for tests and curious users: how much data the graphs received.
-window.edgecamStats = { samples: 0, hello: null };
+// Exposed for tests and curious users: how much data the graphs received,
+// how the video plays ("webrtc" or "hls") and how far behind it is.
+window.edgecamStats = { samples: 0, hello: null, transport: null, latencyMs: null };
+
+// The viewer token in the page's address, passed on to what the page asks
+// for (media requests cannot carry headers).
+const viewerToken = new URLSearchParams(location.search).get("token");
+const withToken = (path) => (viewerToken ? `${path}?token=${encodeURIComponent(viewerToken)}` : path);
 
 // --- video -----------------------------------------------------------------
 
-function startVideo(playlist) {
-  const video = $("video");
-  const status = (text) => { $("video-status").textContent = text; };
-  video.addEventListener("playing", () => status(`live · ${playlist}`));
-  // Start as soon as there is something to play; a browser that refuses
-  // autoplay needs a tap.
-  const play = () => video.play().catch((error) => {
+const status = (text) => { $("video-status").textContent = text; };
+
+// Start as soon as there is something to play; a browser that refuses
+// autoplay needs a tap.
+function play() {
+  $("video").play().catch((error) => {
     if (error.name === "NotAllowedError") status("press play to start the video");
   });
-  // hls.js wherever Media Source Extensions exist (it starts at the live
-  // edge and recovers from errors the same way everywhere); the browser's
-  // own HLS elsewhere (older iPhones).
+}
+
+// HLS: about 2 s behind, but plays anywhere. hls.js wherever Media Source
+// Extensions exist; the browser's own HLS elsewhere (older iPhones).
+function startHls(playlist, why) {
+  const video = $("video");
+  window.edgecamStats.transport = "hls";
+  video.srcObject = null;
+  video.addEventListener("playing", () => status(`live · HLS${why ? ` (${why})` : ""}`));
   if (window.Hls && Hls.isSupported()) {
     // A fresh player per attempt: a player that failed fatally stays failed.
     const attach = () => {
@@ -48,6 +59,80 @@ function startVideo(playlist) {
   }
 }
 
+// WebRTC over WHEP: a few frames behind capture. Falls back to HLS by
+// itself when it cannot play (UDP blocked, too many peers, no WebRTC);
+// one that played and then failed (edgecam restarted) tries again.
+function startWebrtc(whep, fallback) {
+  const video = $("video");
+  if (!window.RTCPeerConnection) return fallback("this browser has no WebRTC");
+  const pc = new RTCPeerConnection();
+  let session = null, played = false, ended = false;
+  const end = (why) => {
+    if (ended) return;
+    ended = true;
+    pc.close();
+    if (session) fetch(session, { method: "DELETE", keepalive: true }).catch(() => {});
+    if (played) setTimeout(() => startWebrtc(whep, fallback), 2000);
+    else fallback(why);
+  };
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.ontrack = (event) => { video.srcObject = new MediaStream([event.track]); play(); };
+  pc.onconnectionstatechange = () => {
+    if (["failed", "closed"].includes(pc.connectionState)) end(`WebRTC ${pc.connectionState}`);
+  };
+  video.addEventListener("playing", () => {
+    if (ended) return;
+    played = true;
+    window.edgecamStats.transport = "webrtc";
+    status("live · WebRTC");
+  }, { once: true });
+  setTimeout(() => { if (!played) end("no WebRTC picture within 5 s: UDP blocked?"); }, 5000);
+  window.addEventListener("pagehide", () => {
+    if (session) fetch(session, { method: "DELETE", keepalive: true });
+  });
+  (async () => {
+    await pc.setLocalDescription(await pc.createOffer());
+    // The answer cannot be trickled to us: send every candidate at once.
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === "complete") return resolve();
+      pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+      setTimeout(resolve, 1000);
+    });
+    const response = await fetch(withToken(whep), {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp" },
+      body: pc.localDescription.sdp,
+    });
+    if (response.status !== 201) throw new Error(`${response.status} ${(await response.text()).trim()}`);
+    session = new URL(response.headers.get("Location"), location.href).href;
+    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    window.edgecamStats.peer = pc;
+  })().catch((error) => end(`WebRTC: ${error.message}`));
+}
+
+// How far behind the picture is: read from the test pattern's stamp, or,
+// for a camera over WebRTC, the browser's jitter buffer.
+async function measureLatency(testPattern) {
+  const video = $("video");
+  let text = "";
+  if (testPattern && video.videoWidth) {
+    const picture = window.edgecamStamp.read(video, $("stamp-canvas"));
+    if (picture && picture.captured) {
+      const ms = (picture.now - picture.captured) / 1000;
+      window.edgecamStats.latencyMs = ms;
+      text = `${Math.round(ms)} ms behind capture`;
+    }
+  } else if (window.edgecamStats.transport === "webrtc" && window.edgecamStats.peer) {
+    const stats = await window.edgecamStats.peer.getStats();
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video" && s.jitterBufferEmittedCount) {
+        text = `jitter buffer ${Math.round((s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000)} ms`;
+      }
+    });
+  }
+  $("video-latency").textContent = text;
+}
+
 // Right after edgecam starts, the first segment is still being written and
 // the playlist does not exist; players give up on a missing playlist, so
 // wait for it first.
@@ -58,10 +143,6 @@ function whenPlaylistExists(playlist, then) {
 }
 
 // --- the MJPEG view and snapshots ---------------------------------------------
-
-// The viewer token in the page's address, passed on to what the page links.
-const viewerToken = new URLSearchParams(location.search).get("token");
-const withToken = (path) => (viewerToken ? `${path}?token=${encodeURIComponent(viewerToken)}` : path);
 $("snapshot").href = withToken("/snapshot.jpg");
 
 // MJPEG instead of HLS: live to the frame, at more bandwidth. The image is
@@ -216,12 +297,17 @@ function onHello(hello) {
   $("device").textContent = hello.device;
   $("camera").textContent = `${camera.source}, ${camera.width}×${camera.height} @ ${camera.fps} fps`;
   $("encoder").textContent = `${encoder.element}, ${encoder.bitrate_kbps} kbit/s, ${encoder.profile}`;
-  if (hello.outputs.hls && !$("video").src && !$("video").dataset.started) {
-    $("video").dataset.started = "1";
-    // A viewer token in the page's address goes along (media requests
-    // cannot carry headers; the server adds it to the segment addresses).
-    const token = new URLSearchParams(location.search).get("token");
-    startVideo(token ? `${hello.outputs.hls.playlist}?token=${encodeURIComponent(token)}` : hello.outputs.hls.playlist);
+  const video = $("video");
+  if (!video.dataset.started && (hello.outputs.webrtc || hello.outputs.hls)) {
+    video.dataset.started = "1";
+    const hls = (why) => {
+      if (hello.outputs.hls) startHls(withToken(hello.outputs.hls.playlist), why);
+      else status(`no video: ${why}, and HLS is off`);
+    };
+    if (hello.outputs.webrtc) startWebrtc(hello.outputs.webrtc.whep, hls);
+    else hls("WebRTC is off");
+    const testPattern = camera.source === "test pattern";
+    setInterval(() => measureLatency(testPattern), 500);
   }
 }
 

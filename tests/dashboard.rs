@@ -12,7 +12,10 @@ use common::{run_for, Edgecam};
 
 #[test]
 fn dashboard_plays_video_beside_live_graphs() {
-    let edgecam = Edgecam::start(common::config());
+    let mut config = common::config();
+    // One WebRTC peer: the browser's second tab must fall back to HLS.
+    config.webrtc.max_peers = 1;
+    let edgecam = Edgecam::start(config);
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).expect("artifact dir");
     let screenshot = artifacts.join("dashboard.png");
@@ -76,8 +79,27 @@ fn dashboard_plays_video_beside_live_graphs() {
         "page errors: {report}"
     );
     assert!(screenshot.exists());
+    // WebRTC by default, a few frames behind; HLS when WebRTC is refused.
+    assert_eq!(report["transport"], "webrtc", "{report}");
+    let latency = report["latencyMs"].as_f64().expect("latency from the stamp");
+    assert!(latency < 1000.0, "{report}");
+    assert!(
+        report["latencyText"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ms behind capture"),
+        "{report}"
+    );
+    assert_eq!(report["fallback"]["transport"], "hls", "{report}");
+    assert!(
+        report["fallback"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("503"),
+        "{report}"
+    );
     // The live-view controls.
-    for output in ["rtsp", "hls", "mjpeg", "frames", "metrics_ws"] {
+    for output in ["rtsp", "hls", "mjpeg", "frames", "metrics_ws", "webrtc"] {
         assert_eq!(report["outputRows"][output], "running", "{report}");
     }
     assert_eq!(

@@ -13,6 +13,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/app.js"),
     ),
     (
+        "stamp.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/stamp.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_bytes!("../../assets/style.css"),

@@ -59,6 +59,9 @@ try {
       return drawn;
     }),
     videoWidth: document.getElementById("video").videoWidth,
+    transport: window.edgecamStats.transport,
+    latencyMs: window.edgecamStats.latencyMs,
+    latencyText: document.getElementById("video-latency").textContent,
   }));
   await page.screenshot({ path: screenshot });
 
@@ -99,6 +102,17 @@ try {
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-mjpeg.png") });
   await page.click("#view-toggle");
 
+  // A second viewer when the board takes one WebRTC peer (the test sets
+  // webrtc.max_peers = 1): refused with 503, it plays HLS by itself.
+  const refused = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+  await refused.goto(url, { waitUntil: "load" });
+  await refused.waitForFunction(() => document.getElementById("video").currentTime > 0, null, { timeout: 30000 });
+  const fallback = await refused.evaluate(() => ({
+    transport: window.edgecamStats.transport,
+    status: document.getElementById("video-status").textContent,
+  }));
+  await refused.close();
+
   // Phone width: the layout must not need horizontal scrolling.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(300);
@@ -112,6 +126,7 @@ try {
     pageFiles: Object.fromEntries(files),
     phoneOverflow,
     outputRows,
+    fallback,
     switched: [stopped, restarted],
     mjpeg,
     errors,

@@ -4,11 +4,11 @@
 // and to a wrong URL. The page comes from another origin (a server this
 // script starts), so every request is cross-origin. Reports one JSON line:
 // whether the image advances, the latency of both from the stamp the test
-// pattern carries (docs/latency-stamp.md), and what the fetches saw.
+// pattern carries (read with edgecam's /assets/stamp.js, as any page may;
+// docs/latency-stamp.md), and what the fetches saw.
 // Usage: node embed.mjs EDGECAM_URL
 import http from "node:http";
 import { chromium } from "playwright-core";
-import { readPicture } from "./stamp.mjs";
 
 const [edgecam] = process.argv.slice(2);
 
@@ -18,6 +18,7 @@ const page = `<!doctype html>
 <video id="video" muted autoplay playsinline></video>
 <canvas id="canvas"></canvas>
 <script src="${edgecam}/assets/hls.light.min.js"></script>
+<script src="${edgecam}/assets/stamp.js"></script>
 <script>
   const hls = new Hls();
   hls.loadSource("${edgecam}/hls/cam.m3u8");
@@ -31,6 +32,9 @@ const server = http.createServer((_, response) => {
 });
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
+
+// In the page: edgecam's own stamp reader (/assets/stamp.js) on an element.
+const readPicture = (id) => window.edgecamStamp.read(document.getElementById(id), document.getElementById("canvas"));
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",

@@ -2,17 +2,18 @@
 // page of another origin (so CORS is part of it), and reports one JSON
 // line: the time from POST to the first decoded frame, how many frames
 // were shown, and the capture→display latency read from the latency
-// stamp of the test pattern (docs/latency-stamp.md) for each shown frame.
+// stamp of the test pattern for each shown frame (read with edgecam's own
+// /assets/stamp.js, as any page may; docs/latency-stamp.md).
 // Usage: node whep.mjs EDGECAM_URL SECONDS [PEERS]
 import http from "node:http";
 import { chromium } from "playwright-core";
-import { readPicture } from "./stamp.mjs";
 
 const [edgecam, seconds = "10", peers = "1"] = process.argv.slice(2);
 
 const server = http.createServer((_, response) => {
   response.writeHead(200, { "content-type": "text/html" });
-  response.end(`<!doctype html><body><canvas id="canvas"></canvas></body>`);
+  response.end(`<!doctype html><body><canvas id="canvas"></canvas>
+<script src="${edgecam}/assets/stamp.js"></script></body>`);
 });
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
@@ -32,8 +33,7 @@ try {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(String(error)));
-  await page.goto(origin);
-  await page.addScriptTag({ content: `window.readPicture = ${readPicture.toString()};` });
+  await page.goto(origin, { waitUntil: "load" });
   const report = await page.evaluate(async ({ edgecam, seconds, peers }) => {
     const play = async (index) => {
       const video = document.createElement("video");
@@ -73,7 +73,7 @@ try {
       const onFrame = () => {
         shown[i] += 1;
         if (i === 0) {
-          const picture = window.readPicture("video0");
+          const picture = window.edgecamStamp.read(video, document.getElementById("canvas"));
           if (picture && picture.captured) latencies.push((picture.now - picture.captured) / 1000);
         }
         video.requestVideoFrameCallback(onFrame);
