@@ -1,6 +1,7 @@
 //! The aarch64 release binary (scripts/cross-arm64) run under
-//! qemu-aarch64-static against an arm64 GStreamer root: `probe` works, and
-//! the host's ffprobe reads its RTSP stream.
+//! qemu-aarch64-static against an arm64 GStreamer root: `probe` works, the
+//! host's ffprobe reads its RTSP stream, and an aiortc peer plays it over
+//! WHEP (webrtcbin, libnice and the DTLS/SRTP plugins from the arm64 root).
 
 mod common;
 
@@ -58,7 +59,7 @@ impl Drop for Killed {
 }
 
 #[test]
-fn the_arm64_binary_probes_and_serves_rtsp() {
+fn the_arm64_binary_probes_and_serves_rtsp_and_webrtc() {
     let Some((binary, root)) = built() else {
         return;
     };
@@ -126,4 +127,13 @@ fn the_arm64_binary_probes_and_serves_rtsp() {
         listening.as_secs_f64()
     );
     common::assert_h264(&stream, (320, 240));
+    let whep = format!("http://127.0.0.1:{web}/whep/cam");
+    let played = common::whep_client(&["play", &whep, "5", "1"], Duration::from_secs(90));
+    println!("arm64 under qemu: an aiortc peer over WHEP for 5 s: {played}");
+    let frames = played[0]["frames"].as_u64().unwrap_or(0);
+    assert!(
+        frames > 0,
+        "no frame over WebRTC: {played}\n{}",
+        std::fs::read_to_string(dir.path().join("edgecam.log")).unwrap_or_default()
+    );
 }

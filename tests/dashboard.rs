@@ -81,7 +81,9 @@ fn dashboard_plays_video_beside_live_graphs() {
     assert!(screenshot.exists());
     // WebRTC by default, a few frames behind; HLS when WebRTC is refused.
     assert_eq!(report["transport"], "webrtc", "{report}");
-    let latency = report["latencyMs"].as_f64().expect("latency from the stamp");
+    let latency = report["latencyMs"]
+        .as_f64()
+        .expect("latency from the stamp");
     assert!(latency < 1000.0, "{report}");
     assert!(
         report["latencyText"]

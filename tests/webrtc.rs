@@ -8,27 +8,12 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{http_with, run_for, Edgecam};
+use common::{http_with, run_for, whep_client as aiortc, Edgecam};
 
 const PEERS: &str = "edgecam_clients{output=\"webrtc\"}";
 
 fn whep_url(edgecam: &Edgecam) -> String {
     edgecam.http_url("/whep/cam")
-}
-
-/// tests/whep_client.py with aiortc from target/pyenv.
-fn aiortc(args: &[&str], limit: Duration) -> serde_json::Value {
-    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/whep_client.py");
-    let output = run_for(Command::new(python).arg(script).args(args), limit);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|_| {
-        panic!(
-            "whep_client.py {args:?}: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 #[test]

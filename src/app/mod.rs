@@ -344,6 +344,9 @@ fn print_urls(config: &Config) {
                 config.rtsp.port, config.rtsp.path
             );
         }
+        if config.webrtc.enabled {
+            println!("  http://{host}:{http_port}/whep/{name}   (WebRTC: WHEP players)");
+        }
         if config.hls.enabled {
             println!("  http://{host}:{http_port}/hls/{name}.m3u8   (HLS: Safari, VLC, hls.js)");
         }

@@ -367,6 +367,12 @@ pub fn assert_h264(stream: &HashMap<String, String>, (width, height): (u32, u32)
 
 /// ffprobe's view of the first video stream: key → value.
 pub fn probe_stream(url: &str, transport: &str) -> HashMap<String, String> {
+    try_probe_stream(url, transport).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// As [`probe_stream`], the failure returned (for a caller that retries
+/// while a slow, emulated camera pipeline comes up).
+pub fn try_probe_stream(url: &str, transport: &str) -> Result<HashMap<String, String>, String> {
     let output = run_for(
         Command::new("ffprobe").args([
             "-v",
@@ -383,16 +389,18 @@ pub fn probe_stream(url: &str, transport: &str) -> HashMap<String, String> {
         ]),
         Duration::from_secs(20),
     );
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "ffprobe {transport} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text.lines()
+    if !output.status.success() {
+        return Err(format!(
+            "ffprobe {transport} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
         .filter_map(|line| line.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+        .collect())
 }
 
 /// ffprobe's view of a file's first video stream (codec_name, width, height).
@@ -657,4 +665,20 @@ pub fn jpeg_stamp(jpeg: &Path, width: usize, height: usize) -> Option<Stamp> {
     (output.stdout.len() == width * height)
         .then(|| stamp::read(width, height, &output.stdout, width))
         .flatten()
+}
+
+/// tests/whep_client.py (a WHEP client written with aiortc, from
+/// target/pyenv) with `args`; its last line of output, a JSON report.
+pub fn whep_client(args: &[&str], limit: Duration) -> serde_json::Value {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/whep_client.py");
+    let output = run_for(Command::new(python).arg(script).args(args), limit);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|_| {
+        panic!(
+            "whep_client.py {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
 }
