@@ -128,12 +128,10 @@ fn the_arm64_binary_probes_and_serves_rtsp_and_webrtc() {
     );
     common::assert_h264(&stream, (320, 240));
     let whep = format!("http://127.0.0.1:{web}/whep/cam");
-    let played = common::whep_client(&["play", &whep, "5", "1"], Duration::from_secs(90));
+    let log = || std::fs::read_to_string(dir.path().join("edgecam.log")).unwrap_or_default();
+    let played = common::try_whep_client(&["play", &whep, "5", "1"], Duration::from_secs(120))
+        .unwrap_or_else(|err| panic!("{err}\n--- edgecam.log\n{}", log()));
     println!("arm64 under qemu: an aiortc peer over WHEP for 5 s: {played}");
     let frames = played[0]["frames"].as_u64().unwrap_or(0);
-    assert!(
-        frames > 0,
-        "no frame over WebRTC: {played}\n{}",
-        std::fs::read_to_string(dir.path().join("edgecam.log")).unwrap_or_default()
-    );
+    assert!(frames > 0, "no frame over WebRTC: {played}\n{}", log());
 }

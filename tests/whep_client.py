@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -56,11 +57,20 @@ def stamp(frame):
 
 
 def post(url, offer):
-    request = urllib.request.Request(
-        url, data=offer.encode(), method="POST", headers={"Content-Type": "application/sdp"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, response.headers["Location"], response.read().decode()
+    """POSTs the offer; a 503 (the board busy, or its peers full) is tried
+    again after its Retry-After, as WHEP players do, twice at most."""
+    for attempt in range(3):
+        request = urllib.request.Request(
+            url, data=offer.encode(), method="POST", headers={"Content-Type": "application/sdp"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.headers["Location"], response.read().decode()
+        except urllib.error.HTTPError as error:
+            reason = error.read().decode(errors="replace").strip()
+            if error.code != 503 or attempt == 2:
+                raise RuntimeError(f"POST {url}: {error.code} {reason}") from None
+            time.sleep(float(error.headers.get("Retry-After") or 2))
 
 
 def delete(url):

@@ -670,13 +670,18 @@ pub fn jpeg_stamp(jpeg: &Path, width: usize, height: usize) -> Option<Stamp> {
 /// tests/whep_client.py (a WHEP client written with aiortc, from
 /// target/pyenv) with `args`; its last line of output, a JSON report.
 pub fn whep_client(args: &[&str], limit: Duration) -> serde_json::Value {
+    try_whep_client(args, limit).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// As [`whep_client`], what went wrong returned.
+pub fn try_whep_client(args: &[&str], limit: Duration) -> Result<serde_json::Value, String> {
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/target/pyenv/bin/python");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/whep_client.py");
     let output = run_for(Command::new(python).arg(script).args(args), limit);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|_| {
-        panic!(
+    serde_json::from_str(last).map_err(|_| {
+        format!(
             "whep_client.py {args:?}: {stdout}{}",
             String::from_utf8_lossy(&output.stderr)
         )

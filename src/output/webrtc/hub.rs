@@ -36,6 +36,10 @@ pub enum Refused {
     Full(u32),
     #[error("the offer could not be answered: {0:#}")]
     Negotiation(anyhow::Error),
+    /// The board did not finish answering in time (a busy or slow board:
+    /// the first peer also waits for the DTLS certificate to be made).
+    #[error("{0:#}; try again")]
+    Busy(anyhow::Error),
     #[error("{0:#}")]
     Internal(anyhow::Error),
 }
@@ -185,7 +189,10 @@ impl Hub {
             Ok(answer) => answer,
             Err(err) => {
                 self.close(&id, Cause::Error).await;
-                return Err(Refused::Negotiation(err));
+                return Err(match err.downcast_ref::<super::peer::TooSlow>() {
+                    Some(_) => Refused::Busy(err),
+                    None => Refused::Negotiation(err),
+                });
             }
         };
         if let Err(err) = peer.link(&shared.tee) {

@@ -29,8 +29,16 @@ use super::offer::Offer;
 use crate::config::WebrtcConfig;
 use crate::metrics::registry::{Counter, Viewer};
 
-/// How long the whole answer may take (ICE gathering included).
-const NEGOTIATION: Duration = Duration::from_secs(5);
+/// How long each step of the answer may take. The first peer of the
+/// process also waits for webrtcbin's DTLS certificate (an RSA key made on
+/// the spot): seconds on a slow board, more under emulation.
+const NEGOTIATION: Duration = Duration::from_secs(15);
+
+/// A negotiation step that did not finish in time: the board is busy,
+/// the offer is not at fault (answered 503, not 400).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} took over {NEGOTIATION:?}")]
+pub struct TooSlow(String);
 /// Host candidates are known at once; a STUN server may take a moment.
 const GATHERING: Duration = Duration::from_secs(2);
 
@@ -478,7 +486,7 @@ async fn promise<T: ToValue>(
     webrtcbin.emit_by_name::<()>(signal, &[argument, &promise]);
     tokio::time::timeout(NEGOTIATION, replied)
         .await
-        .map_err(|_| anyhow!("{signal} took over {NEGOTIATION:?}"))?
+        .map_err(|_| TooSlow(signal.to_owned()))?
         .map_err(|_| anyhow!("{signal} was interrupted"))
 }
 

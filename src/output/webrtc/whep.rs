@@ -148,6 +148,14 @@ async fn offer(
             return response;
         }
         Err(refused @ Refused::Negotiation(_)) => return refuse(StatusCode::BAD_REQUEST, refused),
+        Err(refused @ Refused::Busy(_)) => {
+            tracing::warn!("a WebRTC peer was refused: {refused}");
+            let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, refused);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            return response;
+        }
         Err(refused @ Refused::Internal(_)) => {
             tracing::error!("a WebRTC peer could not be set up: {refused}");
             return refuse(StatusCode::INTERNAL_SERVER_ERROR, refused);
