@@ -14,6 +14,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod output;
+pub mod overlay;
 pub mod pipeline;
 pub mod source;
 pub mod supervise;

@@ -13,7 +13,7 @@ use anyhow::{anyhow, Result};
 
 use super::camera::Camera;
 use super::http_server::HttpServer;
-use crate::config::{Config, ControlSetting, EncoderConfig, HttpConfig, JpegConfig};
+use crate::config::{Config, ControlSetting, EncoderConfig, HttpConfig, JpegConfig, OverlayConfig};
 use crate::metrics::Metrics;
 use crate::pipeline::recovery::Timing;
 use crate::source::v4l2::SharedControls;
@@ -29,6 +29,7 @@ pub enum Step {
     MetricsRate(u32),
     ClientStall(u32),
     Jpeg(JpegConfig),
+    Overlay(OverlayConfig),
 }
 
 impl std::fmt::Display for Step {
@@ -56,6 +57,10 @@ impl std::fmt::Display for Step {
                 "jpeg.quality = {}, max_fps = {}, width = {}, height = {}",
                 jpeg.quality, jpeg.max_fps, jpeg.width, jpeg.height
             ),
+            Step::Overlay(overlay) => {
+                let names: Vec<&str> = overlay.layers.iter().map(|l| l.name.as_str()).collect();
+                write!(f, "overlay.layers = {names:?}")
+            }
         }
     }
 }
@@ -89,6 +94,9 @@ pub fn steps(running: &Config, wanted: &Config) -> Vec<Step> {
     if running.jpeg != wanted.jpeg {
         steps.push(Step::Jpeg(wanted.jpeg.clone()));
     }
+    if running.overlay != wanted.overlay {
+        steps.push(Step::Overlay(wanted.overlay.clone()));
+    }
     steps
 }
 
@@ -108,6 +116,7 @@ fn changed_controls(
 #[derive(Clone)]
 pub struct Live {
     pub jpeg: crate::pipeline::jpeg::JpegTap,
+    pub overlay: crate::overlay::Overlay,
     pub camera: Camera,
     pub controls: SharedControls,
     pub metrics: Metrics,
@@ -167,6 +176,10 @@ impl Live {
                 self.jpeg.set(settings.clone());
                 Ok(())
             }
+            Step::Overlay(overlay) => {
+                self.overlay.set_layers(overlay);
+                Ok(())
+            }
         }
     }
 }
@@ -188,6 +201,10 @@ mod tests {
             serde_json::Value::Number(n) => (n.as_u64().unwrap() + 1).into(),
             serde_json::Value::String(s) if s.parse::<crate::config::Span>().is_ok() => "7s".into(),
             serde_json::Value::String(s) => format!("{s}x").into(),
+            serde_json::Value::Array(mut items) => {
+                items.push(serde_json::json!({ "name": "added" }));
+                items.into()
+            }
             other => other,
         };
         serde_json::from_value(value).unwrap()

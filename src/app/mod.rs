@@ -88,6 +88,7 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
         registry.declare_viewers(output.viewer_label());
     }
     let shared = Shared::default();
+    shared.overlay.set_layers(&config.overlay);
     let timeline = Timeline::start();
     let inventory = Inventory::default();
     let taps = Taps {
@@ -200,8 +201,10 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
     }
     print_urls(config);
 
+    overlay_values(shared.overlay.clone(), metrics.clone());
     let live = live::Live {
         jpeg: taps_for_live.jpeg,
+        overlay: shared.overlay.clone(),
         camera: camera.clone(),
         controls: shared.controls.clone(),
         metrics,
@@ -320,6 +323,36 @@ fn warn_about_the_file_limit(config: &Config) {
             );
         }
     }
+}
+
+/// Keeps the overlay's template values (`{fps}`, `{viewers}`, …) within a
+/// second of the metrics.
+fn overlay_values(overlay: crate::overlay::Overlay, metrics: metrics::Metrics) {
+    let camera = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(sample) = metrics.latest() else {
+                continue;
+            };
+            overlay.set_values(crate::overlay::Values {
+                camera: camera.clone(),
+                fps: sample.encoded_fps,
+                bitrate_kbps: sample.bitrate_kbps,
+                // Metrics sockets watch the board, not the picture.
+                viewers: sample
+                    .clients
+                    .iter()
+                    .filter(|(label, _)| **label != "ws")
+                    .map(|(_, &n)| n as u64)
+                    .sum(),
+                temp_c: sample.soc_temp_c,
+            });
+        }
+    });
 }
 
 /// Tells the user where to point a player.

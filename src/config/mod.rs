@@ -6,6 +6,7 @@
 
 pub mod diff;
 mod outputs;
+pub mod overlay;
 pub mod patch;
 mod schema;
 pub mod store;

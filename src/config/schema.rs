@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::diff::{Effect, Effects};
 pub use super::outputs::*;
+pub use super::overlay::{Anchor, LayerConfig, LayerKind, OverlayConfig};
 use super::units::Span;
 
 pub const DEFAULT_WIDTH: u32 = 1280;
@@ -42,11 +43,12 @@ pub struct Config {
     pub mjpeg: MjpegConfig,
     pub frames: FramesConfig,
     pub webrtc: WebrtcConfig,
+    pub overlay: OverlayConfig,
 }
 
 impl Config {
     /// Each section's name and the effects of its keys.
-    pub const SECTIONS: [(&'static str, Effects); 12] = [
+    pub const SECTIONS: [(&'static str, Effects); 13] = [
         ("camera", CameraConfig::EFFECTS),
         ("encoder", EncoderConfig::EFFECTS),
         ("rtsp", RtspConfig::EFFECTS),
@@ -59,6 +61,7 @@ impl Config {
         ("mjpeg", MjpegConfig::EFFECTS),
         ("frames", FramesConfig::EFFECTS),
         ("webrtc", WebrtcConfig::EFFECTS),
+        ("overlay", OverlayConfig::EFFECTS),
     ];
 }
 

@@ -252,6 +252,7 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
         1024,
         " KiB",
     )?;
+    super::overlay::validate(&config.overlay, (camera.width, camera.height))?;
     Ok(())
 }
 

@@ -45,6 +45,8 @@ pub struct Shared {
     pub faults: crate::source::fault::FaultInjector,
     /// Raw frames for consumers in Rust (the JPEG encoder, frame sockets).
     pub raw: frames::FrameTap<frames::RawFrame>,
+    /// The layers drawn on the picture (changed live).
+    pub overlay: crate::overlay::Overlay,
 }
 
 /// One camera's running graph and the handle outputs subscribe to.
@@ -156,6 +158,15 @@ impl CameraPipeline {
             .context("linking the source to its tee")?;
         tee.link(&queue)
             .context("linking the source to the encoder")?;
+        // Drawn before the tee: every output, raw frames and JPEG included,
+        // shows the layers. A passed-through camera's H.264 is not drawn on.
+        if !passthrough {
+            if let Some(pad) = tee.static_pad("sink") {
+                shared
+                    .overlay
+                    .attach(&pad, stamp_area(source, &config.camera));
+            }
+        }
         raw_branch(&pipeline, &tee, passthrough, &shared.raw)?;
         gst::Element::link_many(&chain).with_context(|| {
             format!(
@@ -241,6 +252,23 @@ impl CameraPipeline {
             .map(|_| ())
             .map_err(|err| anyhow::anyhow!("camera.controls.{name}: {err}"))
     }
+}
+
+/// Where the test pattern's latency stamp lies (overlays keep off it).
+fn stamp_area(
+    source: &ResolvedSource,
+    camera: &crate::config::CameraConfig,
+) -> Option<embedded_graphics::primitives::Rectangle> {
+    use crate::source::stamp;
+    use embedded_graphics::prelude::{Point, Size};
+    if !matches!(source, ResolvedSource::TestPattern) {
+        return None;
+    }
+    let cell = stamp::cell_size(camera.width as usize) as u32;
+    Some(embedded_graphics::primitives::Rectangle::new(
+        Point::zero(),
+        Size::new(cell * stamp::COLUMNS as u32, cell * stamp::ROWS as u32),
+    ))
 }
 
 /// The branch that hands raw frames to `raw` (I420 at the camera's size),

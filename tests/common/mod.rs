@@ -491,7 +491,7 @@ impl Player {
     /// measured latency. ffmpeg gets `-fps_mode passthrough`: its rawvideo
     /// output otherwise defaults to constant frame rate and duplicates a
     /// frame whenever arrival jitters on a busy machine.
-    fn command(self, url: &str, seconds: u32) -> Command {
+    pub fn command(self, url: &str, seconds: u32) -> Command {
         let args = match self {
             // The stream parameters are in the SDP, so ffmpeg need not probe;
             // with `-fflags nobuffer` it would instead drop everything read
