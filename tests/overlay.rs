@@ -184,6 +184,55 @@ fn layers_change_live_under_a_viewer_and_keep_off_the_stamp() {
     );
     assert_eq!(edgecam.metric("edgecam_pipelines"), pipelines);
 
+    // One layer at a time: hide the label, add a clock, delete it.
+    let admin = format!("Authorization: Bearer {}", common::ADMIN_TOKEN);
+    let layer_url = |name: &str| edgecam.http_url(&format!("/api/overlay/layers/{name}"));
+    let call = |method: &str, name: &str, body: Option<&str>| {
+        common::http_with(method, &layer_url(name), &[&admin], body)
+    };
+    let hidden = call("PATCH", "label", Some("{\"visible\": false}"));
+    assert_eq!(hidden.status, 200, "{}", hidden.body);
+    let added = call(
+        "PUT",
+        "clock",
+        Some("{\"kind\": \"clock\", \"anchor\": \"top-right\"}"),
+    );
+    assert_eq!(added.status, 200, "{}", added.body);
+    std::thread::sleep(Duration::from_millis(500));
+    let last = viewer.frames_after(Instant::now()).pop().expect("a frame");
+    let dark = share(&last, label, |y| y <= 40);
+    println!("the label hidden: its box {:.0} % dark", dark * 100.0);
+    assert!(dark < 0.3, "the hidden label is drawn: {dark}");
+    let listed = common::http_with(
+        "GET",
+        &edgecam.http_url("/api/overlay/layers"),
+        &[&admin],
+        None,
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed.body).expect("JSON");
+    let names: Vec<&str> = listed["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(|layer| layer["name"].as_str())
+        .collect();
+    assert_eq!(names, ["label", "clock"]);
+    assert_eq!(call("GET", "label", None).status, 200);
+    assert_eq!(call("DELETE", "clock", None).status, 200);
+    assert_eq!(call("DELETE", "clock", None).status, 404);
+    assert_eq!(call("PATCH", "nobody", Some("{}")).status, 404);
+    let renamed = call("PUT", "label", Some("{\"name\": \"other\"}"));
+    assert_eq!(renamed.status, 400, "{}", renamed.body);
+    let written = std::fs::read_to_string(edgecam.dir.path().join("config.toml")).expect("file");
+    assert!(
+        written.contains("name = \"label\"") && !written.contains("name = \"clock\""),
+        "{written}"
+    );
+    assert_eq!(
+        edgecam.metric("edgecam_viewer_joins_total{output=\"rtsp\"}"),
+        Some(1.0)
+    );
+
     // A layer that cannot be drawn is refused, naming it; nothing changes.
     let refused = edgecam.patch_config(
         "[[overlay.layers]]\nname = \"off-picture\"\nkind = \"mask\"\nrects = [[600, 0, 100, 10]]\n",

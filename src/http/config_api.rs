@@ -39,7 +39,7 @@ fn invalid(err: &ConfigError) -> Response {
         .into_response()
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+pub(super) fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     (status, Json(json!({ "error": message.to_string() }))).into_response()
 }
 

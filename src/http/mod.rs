@@ -11,6 +11,7 @@ mod fault;
 mod health;
 mod metrics;
 mod outputs;
+mod overlay;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -86,6 +87,11 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("PUT", "/api/config", Access::Admin),
     ("PATCH", "/api/config", Access::Admin),
     ("POST", "/api/config/validate", Access::Admin),
+    ("GET", "/api/overlay/layers", Access::Admin),
+    ("GET", "/api/overlay/layers/{name}", Access::Admin),
+    ("PUT", "/api/overlay/layers/{name}", Access::Admin),
+    ("PATCH", "/api/overlay/layers/{name}", Access::Admin),
+    ("DELETE", "/api/overlay/layers/{name}", Access::Admin),
 ];
 
 /// Who may use a route.
@@ -109,7 +115,7 @@ pub struct Route {
 
 /// The handler for a route of [`ROUTES`].
 fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
-    use axum::routing::{patch, post, put};
+    use axum::routing::{delete, patch, post, put};
     Some(match (method, path) {
         ("GET", "/") => get(dashboard::index),
         ("GET", "/assets/{name}") => get(dashboard::asset),
@@ -128,6 +134,11 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("PUT", "/api/config") => put(config_api::put),
         ("PATCH", "/api/config") => patch(config_api::patch),
         ("POST", "/api/config/validate") => post(config_api::validate),
+        ("GET", "/api/overlay/layers") => get(overlay::list),
+        ("GET", "/api/overlay/layers/{name}") => get(overlay::get_one),
+        ("PUT", "/api/overlay/layers/{name}") => put(overlay::put),
+        ("PATCH", "/api/overlay/layers/{name}") => patch(overlay::patch),
+        ("DELETE", "/api/overlay/layers/{name}") => delete(overlay::delete),
         _ => return None,
     })
 }
