@@ -19,7 +19,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{Context, Output, Published, Running};
+use super::{Context, Output, Published, Running, Serving};
 use crate::config::Config;
 use crate::http::{Access, Route};
 use crate::metrics::registry::Sessions;
@@ -58,9 +58,14 @@ impl Output for MetricsWs {
             metrics: context.metrics.clone(),
             viewers: context.registry.sessions("ws"),
         });
-        Ok(Box::new(Started {
+        // New clients are refused once stopped; connected ones keep their
+        // samples until they leave.
+        Ok(Box::new(Serving {
             served: self.served.clone(),
+            stop: None,
             failures: context.failures.clone(),
+            description: PATH.into(),
+            fault: "injected fault: the metrics WebSocket failed",
         }))
     }
 
@@ -71,28 +76,6 @@ impl Output for MetricsWs {
             access: Access::Viewer,
             handler: axum::routing::get(metrics_ws).with_state(self.served.clone()),
         }]
-    }
-}
-
-struct Started {
-    served: Published<Served>,
-    failures: super::Failures,
-}
-
-impl Running for Started {
-    fn describe(&self) -> serde_json::Value {
-        PATH.into()
-    }
-
-    fn break_now(&self) {
-        self.failures
-            .report("injected fault: the metrics WebSocket failed");
-    }
-
-    /// New clients are refused; connected ones keep their samples until
-    /// they leave.
-    fn stop(self: Box<Self>) {
-        self.served.clear();
     }
 }
 

@@ -22,7 +22,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
-use super::{Context, Output, Published, Running};
+use super::{Context, Output, Published, Running, Serving};
 use crate::config::Config;
 use crate::http::{Access, Route};
 use crate::metrics::registry::Sessions;
@@ -70,10 +70,12 @@ impl Output for Mjpeg {
             metrics: context.metrics.clone(),
             stopped,
         });
-        Ok(Box::new(Started {
+        Ok(Box::new(Serving {
             served: self.served.clone(),
-            stop,
+            stop: Some(stop),
             failures: context.failures.clone(),
+            description: serde_json::json!({ "stream": "/stream.mjpeg", "snapshot": "/snapshot.jpg" }),
+            fault: "injected fault: the MJPEG output failed",
         }))
     }
 
@@ -94,28 +96,6 @@ impl Output for Mjpeg {
             route("/snapshot", snapshot()),
             route("/api/frame.jpeg", snapshot()),
         ]
-    }
-}
-
-struct Started {
-    served: Published<Served>,
-    stop: watch::Sender<bool>,
-    failures: super::Failures,
-}
-
-impl Running for Started {
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({ "stream": "/stream.mjpeg", "snapshot": "/snapshot.jpg" })
-    }
-
-    fn break_now(&self) {
-        self.failures
-            .report("injected fault: the MJPEG output failed");
-    }
-
-    fn stop(self: Box<Self>) {
-        self.served.clear();
-        self.stop.send_replace(true);
     }
 }
 

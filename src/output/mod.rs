@@ -207,6 +207,37 @@ impl<T: Clone> Published<T> {
     }
 }
 
+/// A running output that is nothing but HTTP routes answering from what it
+/// published (MJPEG, frame sockets, the metrics socket): stopping it
+/// unpublishes that, so its routes answer "off", and — when it has a
+/// `stop` signal — ends the streams its clients hold open.
+pub struct Serving<T> {
+    pub served: Published<T>,
+    /// Sent `true` on stop; `None`: connected clients stay until they leave.
+    pub stop: Option<tokio::sync::watch::Sender<bool>>,
+    pub failures: Failures,
+    pub description: serde_json::Value,
+    /// What an injected fault reports.
+    pub fault: &'static str,
+}
+
+impl<T: Clone + Send + Sync> Running for Serving<T> {
+    fn describe(&self) -> serde_json::Value {
+        self.description.clone()
+    }
+
+    fn break_now(&self) {
+        self.failures.report(self.fault);
+    }
+
+    fn stop(self: Box<Self>) {
+        self.served.clear();
+        if let Some(stop) = &self.stop {
+            stop.send_replace(true);
+        }
+    }
+}
+
 /// Posts an error from `element` (fault injection), as a real failure of
 /// it would be posted.
 pub fn post_injected_error(element: &gst::Element) {

@@ -31,7 +31,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use super::{Context, Output, Published, Running};
+use super::{Context, Output, Published, Running, Serving};
 use crate::config::Config;
 use crate::http::{Access, Route};
 use crate::metrics::registry::Sessions;
@@ -85,10 +85,12 @@ impl Output for WsFrames {
             memo: Arc::default(),
             stopped,
         });
-        Ok(Box::new(Started {
+        Ok(Box::new(Serving {
             served: self.served.clone(),
-            stop,
+            stop: Some(stop),
             failures: context.failures.clone(),
+            description: PATH.into(),
+            fault: "injected fault: the frame socket failed",
         }))
     }
 
@@ -99,28 +101,6 @@ impl Output for WsFrames {
             access: Access::Viewer,
             handler: axum::routing::get(frames_ws).with_state(self.served.clone()),
         }]
-    }
-}
-
-struct Started {
-    served: Published<Served>,
-    stop: watch::Sender<bool>,
-    failures: super::Failures,
-}
-
-impl Running for Started {
-    fn describe(&self) -> serde_json::Value {
-        PATH.into()
-    }
-
-    fn break_now(&self) {
-        self.failures
-            .report("injected fault: the frame socket failed");
-    }
-
-    fn stop(self: Box<Self>) {
-        self.served.clear();
-        self.stop.send_replace(true);
     }
 }
 
