@@ -5,10 +5,9 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
-use common::{run_for, Edgecam};
+use common::Edgecam;
 
 #[test]
 fn dashboard_plays_video_beside_live_graphs() {
@@ -19,23 +18,16 @@ fn dashboard_plays_video_beside_live_graphs() {
     let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).expect("artifact dir");
     let screenshot = artifacts.join("dashboard.png");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.mjs");
-    let output = run_for(
-        Command::new("node").args([
-            script,
+    let report = common::browser(
+        "dashboard.mjs",
+        &[
             &edgecam.http_url("/"),
             screenshot.to_str().expect("utf-8"),
             common::ADMIN_TOKEN,
-        ]),
+        ],
         Duration::from_secs(90),
+        "",
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser run failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON report");
     println!("dashboard: {report}");
     println!("screenshot: {}", screenshot.display());
 

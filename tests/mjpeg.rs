@@ -222,19 +222,13 @@ fn the_stream_follows_the_conventions_mjpeg_clients_expect() {
 fn a_page_from_another_origin_shows_mjpeg_and_plays_hls_near_the_live_edge() {
     let edgecam = Edgecam::start(common::config());
     edgecam.wait_for_playlist("127.0.0.1", 3, Duration::from_secs(30));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/embed.mjs");
     let origin = edgecam.http_url("");
-    let output = common::run_for(
-        Command::new("node").args([script, origin.trim_end_matches('/')]),
+    let report = common::browser(
+        "embed.mjs",
+        &[origin.trim_end_matches('/')],
         Duration::from_secs(120),
+        "",
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser run failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON report");
     println!("embedded: {report}");
     // A wrong URL reads as a 404, not as "HTTP 0": errors carry CORS too.
     assert_eq!(

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{http_with, run_for, whep_client as aiortc, Edgecam};
+use common::{http_with, whep_client as aiortc, Edgecam};
 
 const PEERS: &str = "edgecam_clients{output=\"webrtc\"}";
 
@@ -22,20 +21,13 @@ fn chromium_plays_720p_over_whep_a_few_frames_behind_capture() {
     config.camera.width = 1280;
     config.camera.height = 720;
     let edgecam = Edgecam::start(config);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/whep.mjs");
     let origin = edgecam.http_url("");
-    let output = run_for(
-        Command::new("node").args([script, origin.trim_end_matches('/'), "10"]),
+    let report = common::browser(
+        "whep.mjs",
+        &[origin.trim_end_matches('/'), "10"],
         Duration::from_secs(90),
+        &edgecam.log(),
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser run failed: {stdout}{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        edgecam.log()
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON report");
     println!("Chromium over WHEP, 1280x720@30: {report}");
     assert_eq!(report["width"], 1280, "{report}");
     let shown = report["shown"][0].as_u64().unwrap_or(0);

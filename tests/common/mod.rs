@@ -687,3 +687,20 @@ pub fn try_whep_client(args: &[&str], limit: Duration) -> Result<serde_json::Val
         )
     })
 }
+
+/// Runs `tests/browser/{script}` with Node.js (it drives headless Chromium)
+/// and returns the JSON report it prints; a failed run fails the test with
+/// its output and `context` (e.g. edgecam's log).
+pub fn browser(script: &str, args: &[&str], limit: Duration, context: &str) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
+    let output = run_for(Command::new("node").arg(script).args(args), limit);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser run failed: {stdout}{}\n{context}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("JSON report")
+}
