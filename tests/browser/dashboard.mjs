@@ -106,7 +106,14 @@ try {
   // webrtc.max_peers = 1): refused with 503, it plays HLS by itself.
   const refused = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   await refused.goto(url, { waitUntil: "load" });
-  await refused.waitForFunction(() => document.getElementById("video").currentTime > 0, null, { timeout: 30000 });
+  // Playing, and saying what plays: the status is set by the "playing"
+  // event, which may come after currentTime has moved.
+  await refused.waitForFunction(
+    () => document.getElementById("video").currentTime > 0
+      && document.getElementById("video-status").textContent.startsWith("live"),
+    null,
+    { timeout: 30000 },
+  );
   const fallback = await refused.evaluate(() => ({
     transport: window.edgecamStats.transport,
     status: document.getElementById("video-status").textContent,
