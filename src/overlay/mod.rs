@@ -125,13 +125,13 @@ impl Overlay {
             return;
         };
         let size = Size::new(frame.width(), frame.height());
-        let strides: Vec<usize> = frame
-            .plane_stride()
-            .iter()
-            .map(|&s| s.max(0) as usize)
-            .collect();
+        // Read before the planes are borrowed for writing.
+        let mut strides = [0usize; 4];
+        for (stride, &given) in strides.iter_mut().zip(frame.plane_stride()) {
+            *stride = given.max(0) as usize;
+        }
         let [luma, first, second, _] = frame.planes_data_mut();
-        let stride = |plane: usize| strides.get(plane).copied().unwrap_or(0);
+        let stride = |plane: usize| strides[plane];
         let mut planes = Planes::new(
             size,
             chroma,

@@ -283,25 +283,22 @@ mod tests {
         (vec![100; 8 * 4], vec![128; 4 * 2], vec![128; 4 * 2])
     }
 
+    /// [`frame`]'s planes to draw on.
+    fn i420<'a>(y: &'a mut [u8], u: &'a mut [u8], v: &'a mut [u8]) -> Planes<'a> {
+        let plane = |data, stride| Plane { data, stride };
+        Planes::new(
+            Size::new(8, 4),
+            Chroma::Planar,
+            plane(y, 8),
+            plane(u, 4),
+            plane(v, 4),
+        )
+    }
+
     #[test]
     fn a_rectangle_lands_on_its_pixels_and_their_chroma() {
         let (mut y, mut u, mut v) = frame();
-        let mut planes = Planes::new(
-            Size::new(8, 4),
-            Chroma::Planar,
-            Plane {
-                data: &mut y,
-                stride: 8,
-            },
-            Plane {
-                data: &mut u,
-                stride: 4,
-            },
-            Plane {
-                data: &mut v,
-                stride: 4,
-            },
-        );
+        let mut planes = i420(&mut y, &mut u, &mut v);
         Rectangle::new(Point::new(2, 0), Size::new(4, 2))
             .into_styled(PrimitiveStyle::with_fill(Rgb888::new(255, 0, 0)))
             .draw(&mut planes)
@@ -326,22 +323,7 @@ mod tests {
     #[test]
     fn opacity_blends_as_computed_and_the_keep_out_area_is_left_alone() {
         let (mut y, mut u, mut v) = frame();
-        let mut planes = Planes::new(
-            Size::new(8, 4),
-            Chroma::Planar,
-            Plane {
-                data: &mut y,
-                stride: 8,
-            },
-            Plane {
-                data: &mut u,
-                stride: 4,
-            },
-            Plane {
-                data: &mut v,
-                stride: 4,
-            },
-        );
+        let mut planes = i420(&mut y, &mut u, &mut v);
         planes.set_opacity(50);
         planes.set_keep_out(Some(Rectangle::new(Point::zero(), Size::new(4, 2))));
         planes
