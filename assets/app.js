@@ -321,7 +321,8 @@ function onSample(s) {
   charts.cpu.push([s.cpu_percent]);
   charts.temp.push([s.soc_temp_c]);
   $("v-fps").textContent = `${fmt(s.encoded_fps, 1)} (dropped ${s.dropped_frames})`
-    + (s.camera.state === "lost" ? " · camera lost" : "");
+    + (s.camera.state === "lost" ? " · camera lost" : "")
+    + (s.camera.state === "private" ? " · privacy mode" : "");
   $("v-bitrate").textContent = fmt(s.bitrate_kbps);
   $("v-latency").textContent = fmt(s.capture_to_encode_ms, 1);
   // Only the outputs someone watches: five counts do not fit a caption.

@@ -29,8 +29,8 @@ struct Viewer {
 }
 
 impl Viewer {
-    fn connect(url: &str) -> Self {
-        let mut child = Player::Ffmpeg
+    fn connect(url: &str, player: Player) -> Self {
+        let mut child = player
             .command(url, 120)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -73,6 +73,30 @@ impl Viewer {
         }
     }
 
+    /// Whether a frame decoded after `since` passes `test`, waiting up to
+    /// `limit` for one.
+    fn shows(&self, since: Instant, limit: Duration, test: impl Fn(&[u8]) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let seen = self
+                .frames
+                .lock()
+                .expect("frames")
+                .iter()
+                .any(|(at, luma)| *at > since && !luma.is_empty() && test(luma));
+            if seen {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    /// Still playing: the player has not exited.
+    fn playing(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
     fn longest_gap(&self) -> Duration {
         let frames = self.frames.lock().expect("frames");
         frames
@@ -103,6 +127,14 @@ fn share(luma: &[u8], [x, y, w, h]: [u32; 4], test: impl Fn(u8) -> bool) -> f64 
     f64::from(hits) / f64::from(w * h)
 }
 
+/// The privacy picture: no stamp, and a plain grey band across the top
+/// (the test pattern's colour bars run across it).
+fn private(luma: &[u8]) -> bool {
+    let band = [0, 0, WIDTH as u32, 60];
+    stamp::read(WIDTH, HEIGHT, luma, WIDTH).is_none()
+        && share(luma, band, |y| (30..=70).contains(&y)) > 0.95
+}
+
 fn stamped(frames: &[Vec<u8>]) -> usize {
     frames
         .iter()
@@ -120,7 +152,7 @@ fn layers_change_live_under_a_viewer_and_keep_off_the_stamp() {
         ..LayerConfig::default()
     }];
     let edgecam = Edgecam::start(config);
-    let viewer = Viewer::connect(&edgecam.url());
+    let viewer = Viewer::connect(&edgecam.url(), Player::Ffmpeg);
     let masked = viewer.frames_after(Instant::now());
     assert!(masked.len() >= 20, "{} frames decoded", masked.len());
     let white = masked
@@ -243,4 +275,104 @@ fn layers_change_live_under_a_viewer_and_keep_off_the_stamp() {
         "{}",
         refused.body
     );
+}
+
+/// Privacy mode through the API, watched by an RTSP and an HLS viewer that
+/// stay connected: the camera closes (no frame captured) and both show the
+/// privacy picture, then the camera again; the state is in the metrics,
+/// the health check and the file.
+#[test]
+fn privacy_mode_closes_the_camera_under_connected_viewers() {
+    let edgecam = Edgecam::start(common::config());
+    let mut rtsp = Viewer::connect(&edgecam.url(), Player::Ffmpeg);
+    edgecam.wait_for_playlist("127.0.0.2", 2, Duration::from_secs(30));
+    let mut hls = Viewer::connect(&edgecam.http_url("/hls/cam.m3u8"), Player::FfmpegHls);
+    let start = Instant::now();
+    let live = |luma: &[u8]| stamp::read(WIDTH, HEIGHT, luma, WIDTH).is_some();
+    assert!(
+        rtsp.shows(start, Duration::from_secs(20), live),
+        "RTSP shows no camera"
+    );
+    assert!(
+        hls.shows(start, Duration::from_secs(40), live),
+        "HLS shows no camera"
+    );
+
+    let admin = format!("Authorization: Bearer {}", common::ADMIN_TOKEN);
+    let privacy = |body: &str| {
+        common::http_with(
+            "POST",
+            &edgecam.http_url("/api/privacy"),
+            &[&admin],
+            Some(body),
+        )
+    };
+    assert_eq!(
+        common::http_with(
+            "POST",
+            &edgecam.http_url("/api/privacy"),
+            &[],
+            Some("{\"enabled\": true}")
+        )
+        .status,
+        401,
+        "privacy mode needs the admin token"
+    );
+    assert_eq!(privacy("{\"on\": 1}").status, 400);
+    let on = privacy("{\"enabled\": true}");
+    assert_eq!(on.status, 200, "{}", on.body);
+    let switched = Instant::now();
+    assert!(
+        rtsp.shows(switched, Duration::from_secs(10), private),
+        "RTSP: no privacy picture"
+    );
+    assert!(
+        hls.shows(switched, Duration::from_secs(40), private),
+        "HLS: no privacy picture"
+    );
+    println!(
+        "privacy picture at the RTSP and HLS viewers within {:.1} s",
+        switched.elapsed().as_secs_f64()
+    );
+    assert_eq!(edgecam.metric("edgecam_privacy_mode"), Some(1.0));
+    assert_eq!(edgecam.metric("edgecam_camera_live"), Some(0.0));
+    let captured = edgecam.metric("edgecam_captured_frames_total");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        edgecam.metric("edgecam_captured_frames_total"),
+        captured,
+        "the camera still delivers in privacy mode"
+    );
+    let health = common::http("GET", &edgecam.http_url("/healthz"));
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert!(health.body.contains("privacy mode"), "{}", health.body);
+    let state = common::http("GET", &edgecam.http_url("/api/privacy"));
+    assert!(state.body.contains("true"), "{}", state.body);
+    let written = std::fs::read_to_string(edgecam.dir.path().join("config.toml")).expect("file");
+    assert!(written.contains("[privacy]\nenabled = true"), "{written}");
+
+    let off = privacy("{\"enabled\": false}");
+    assert_eq!(off.status, 200, "{}", off.body);
+    let reopened = Instant::now();
+    assert!(
+        rtsp.shows(reopened, Duration::from_secs(10), live),
+        "RTSP: no camera after privacy"
+    );
+    assert!(
+        hls.shows(reopened, Duration::from_secs(40), live),
+        "HLS: no camera after privacy"
+    );
+    println!(
+        "the camera back at both viewers within {:.1} s",
+        reopened.elapsed().as_secs_f64()
+    );
+    assert_eq!(edgecam.metric("edgecam_privacy_mode"), Some(0.0));
+    assert!(rtsp.playing() && hls.playing(), "a viewer was dropped");
+    assert_eq!(
+        edgecam.metric("edgecam_viewer_joins_total{output=\"rtsp\"}"),
+        Some(1.0)
+    );
+    let gap = rtsp.longest_gap();
+    println!("longest gap at the RTSP viewer: {} ms", gap.as_millis());
+    assert!(gap < Duration::from_secs(2), "gap {gap:?}");
 }

@@ -51,6 +51,8 @@ enum Command {
         reply: oneshot::Sender<Result<(), String>>,
     },
     SetTiming(Timing),
+    /// Privacy mode on or off.
+    SetPrivacy(bool, oneshot::Sender<()>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -102,6 +104,12 @@ impl Camera {
         let _ = self.commands.send(Command::SetTiming(timing)).await;
     }
 
+    /// Privacy mode: closes the camera and shows the privacy picture, or
+    /// opens the camera again.
+    pub async fn set_privacy(&self, on: bool) {
+        super::ask(&self.commands, |reply| Command::SetPrivacy(on, reply), ()).await;
+    }
+
     /// Stops the camera pipeline.
     pub async fn stop(&self) {
         super::ask(&self.commands, Command::Stop, ()).await;
@@ -116,6 +124,22 @@ struct Current {
     description: CameraDescription,
     bus: gst::bus::BusStream,
     v4l2: bool,
+}
+
+impl Current {
+    /// Privacy mode: the camera is closed on purpose, so nothing is lost.
+    fn private(&self) -> bool {
+        self.config.privacy.enabled
+    }
+
+    fn status(&self) -> crate::pipeline::recovery::CameraStatus {
+        let mut status = self.recovery.status();
+        if self.private() {
+            status.state = "private";
+            status.problem = None;
+        }
+        status
+    }
 }
 
 struct Actor {
@@ -193,8 +217,38 @@ impl Actor {
                     current.config.camera.retry_max_s = timing.max_backoff.as_secs() as u32;
                 }
             }
+            Command::SetPrivacy(on, reply) => {
+                self.set_privacy(on).await;
+                let _ = reply.send(());
+            }
             Command::Stop(_) => {}
         }
+    }
+
+    async fn set_privacy(&mut self, on: bool) {
+        if let Some(rebuild) = &mut self.rebuild {
+            rebuild.config.privacy.enabled = on;
+        }
+        // A reopening in flight would open the camera behind our back.
+        if let Some(reopening) = self.reopening.take() {
+            let _ = reopening.await;
+        }
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        if current.private() == on {
+            return;
+        }
+        current.config.privacy.enabled = on;
+        let pipeline = current.pipeline.clone();
+        if on {
+            tracing::info!("privacy mode: the camera is closed");
+            let _ = tokio::task::spawn_blocking(move || pipeline.sources.close()).await;
+        } else {
+            tracing::info!("privacy mode ended: opening the camera");
+            current.recovery = Recovery::reopen_now(timing(&current.config), Instant::now());
+        }
+        self.parts.status.set(current.status());
     }
 
     /// Stops what runs and builds `wanted`; when that fails, builds what
@@ -251,15 +305,16 @@ impl Actor {
             Some(reason) => Recovery::missing(timing(config), Instant::now(), reason),
             None => Recovery::new(timing(config), Instant::now(), captured),
         };
-        self.parts.status.set(recovery.status());
-        self.current = Some(Current {
+        let current = Current {
             pipeline: Arc::new(pipeline),
             recovery,
             config: config.clone(),
             description,
             bus,
             v4l2,
-        });
+        };
+        self.parts.status.set(current.status());
+        self.current = Some(current);
         Ok(())
     }
 
@@ -321,6 +376,9 @@ impl Actor {
         let Some(current) = &mut self.current else {
             return;
         };
+        if current.private() {
+            return;
+        }
         let captured = current.pipeline.counters.read().captured_frames;
         let actions = current.recovery.step(Instant::now(), captured);
         self.carry_out(actions);
@@ -361,6 +419,9 @@ impl Actor {
             .src()
             .map_or(Origin::Pipeline, |src| current.pipeline.sources.origin(src));
         match origin {
+            Origin::LiveSource if current.private() => {
+                tracing::debug!("error from the camera closed for privacy: {failure}");
+            }
             // The camera is lost: slate and retries.
             Origin::LiveSource => {
                 let actions = current.recovery.source_failed(Instant::now(), &failure);
@@ -409,7 +470,7 @@ impl Actor {
             captured,
             outcome.map_err(|err| format!("{err:#}")),
         );
-        self.parts.status.set(current.recovery.status());
+        self.parts.status.set(current.status());
     }
 
     fn carry_out(&mut self, actions: Vec<Action>) {
@@ -433,7 +494,7 @@ impl Actor {
                 }
             }
         }
-        self.parts.status.set(current.recovery.status());
+        self.parts.status.set(current.status());
     }
 }
 
@@ -524,7 +585,13 @@ fn build(config: &Config, parts: &Parts) -> Result<(CameraPipeline, CameraDescri
             start,
         )
     };
-    let mut pipeline = build(Start::OnTheCamera)?;
+    let first = if config.privacy.enabled {
+        tracing::info!("privacy mode: the camera stays closed");
+        Start::Private
+    } else {
+        Start::OnTheCamera
+    };
+    let mut pipeline = build(first)?;
     if let Err(err) = pipeline.start() {
         pipeline.stop();
         // A camera that opened but does not stream (or too slowly for its

@@ -30,6 +30,7 @@ pub enum Step {
     ClientStall(u32),
     Jpeg(JpegConfig),
     Overlay(OverlayConfig),
+    Privacy(bool),
 }
 
 impl std::fmt::Display for Step {
@@ -61,6 +62,7 @@ impl std::fmt::Display for Step {
                 let names: Vec<&str> = overlay.layers.iter().map(|l| l.name.as_str()).collect();
                 write!(f, "overlay.layers = {names:?}")
             }
+            Step::Privacy(on) => write!(f, "privacy.enabled = {on}"),
         }
     }
 }
@@ -96,6 +98,9 @@ pub fn steps(running: &Config, wanted: &Config) -> Vec<Step> {
     }
     if running.overlay != wanted.overlay {
         steps.push(Step::Overlay(wanted.overlay.clone()));
+    }
+    if running.privacy != wanted.privacy {
+        steps.push(Step::Privacy(wanted.privacy.enabled));
     }
     steps
 }
@@ -178,6 +183,10 @@ impl Live {
             }
             Step::Overlay(overlay) => {
                 self.overlay.set_layers(overlay);
+                Ok(())
+            }
+            Step::Privacy(on) => {
+                self.camera.set_privacy(*on).await;
                 Ok(())
             }
         }

@@ -4,6 +4,7 @@
 //! column, and the key path, whatever stage found it (TOML syntax, an unknown
 //! key or a wrong type found by serde, or a range check).
 
+pub mod board;
 pub mod diff;
 mod outputs;
 pub mod overlay;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+pub use super::board::PrivacyConfig;
 use super::diff::{Effect, Effects};
 pub use super::outputs::*;
 pub use super::overlay::{Anchor, LayerConfig, LayerKind, OverlayConfig};
@@ -44,11 +45,12 @@ pub struct Config {
     pub frames: FramesConfig,
     pub webrtc: WebrtcConfig,
     pub overlay: OverlayConfig,
+    pub privacy: PrivacyConfig,
 }
 
 impl Config {
     /// Each section's name and the effects of its keys.
-    pub const SECTIONS: [(&'static str, Effects); 13] = [
+    pub const SECTIONS: [(&'static str, Effects); 14] = [
         ("camera", CameraConfig::EFFECTS),
         ("encoder", EncoderConfig::EFFECTS),
         ("rtsp", RtspConfig::EFFECTS),
@@ -62,6 +64,7 @@ impl Config {
         ("frames", FramesConfig::EFFECTS),
         ("webrtc", WebrtcConfig::EFFECTS),
         ("overlay", OverlayConfig::EFFECTS),
+        ("privacy", PrivacyConfig::EFFECTS),
     ];
 }
 

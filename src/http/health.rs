@@ -23,6 +23,12 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
                     camera.problem.as_deref().unwrap_or("no frames")
                 ),
             ),
+            Some(camera) if camera.state == "private" => (
+                StatusCode::OK,
+                format!(
+                    "ok: privacy mode, streaming the privacy picture, {frames} frames so far\n"
+                ),
+            ),
             _ => (
                 StatusCode::OK,
                 format!("ok: streaming, {frames} frames so far\n"),

@@ -12,6 +12,7 @@ mod health;
 mod metrics;
 mod outputs;
 mod overlay;
+mod privacy;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -92,6 +93,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("PUT", "/api/overlay/layers/{name}", Access::Admin),
     ("PATCH", "/api/overlay/layers/{name}", Access::Admin),
     ("DELETE", "/api/overlay/layers/{name}", Access::Admin),
+    ("GET", "/api/privacy", Access::Viewer),
+    ("POST", "/api/privacy", Access::Admin),
 ];
 
 /// Who may use a route.
@@ -139,6 +142,8 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("PUT", "/api/overlay/layers/{name}") => put(overlay::put),
         ("PATCH", "/api/overlay/layers/{name}") => patch(overlay::patch),
         ("DELETE", "/api/overlay/layers/{name}") => delete(overlay::delete),
+        ("GET", "/api/privacy") => get(privacy::get),
+        ("POST", "/api/privacy") => post(privacy::set),
         _ => return None,
     })
 }

@@ -110,6 +110,12 @@ pub fn render(
     );
     gauge(
         &mut registry,
+        "privacy_mode",
+        "1 while privacy mode keeps the camera closed and shows the privacy picture",
+        Some(f64::from(u8::from(sample.camera.state == "private"))),
+    );
+    gauge(
+        &mut registry,
         "camera_opening",
         "1 while the camera is being reopened after a loss",
         Some(f64::from(u8::from(sample.camera.opening))),

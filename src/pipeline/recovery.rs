@@ -145,6 +145,17 @@ impl Recovery {
         recovery
     }
 
+    /// A camera closed on purpose (privacy mode) to open again now: the
+    /// slate shows until it delivers. Neither a loss nor a problem.
+    pub fn reopen_now(timing: Timing, now: Instant) -> Self {
+        let mut recovery = Self::missing(timing, now, "opening");
+        recovery.status.problem = None;
+        if let State::Lost { next_retry, .. } = &mut recovery.state {
+            *next_retry = now;
+        }
+        recovery
+    }
+
     pub fn status(&self) -> CameraStatus {
         self.status.clone()
     }

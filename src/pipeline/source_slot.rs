@@ -127,6 +127,11 @@ impl SourceSlot {
         let attached = match start {
             Start::OnTheCamera => slot.attach(),
             Start::OnTheSlate(why) => Err(anyhow::anyhow!("{why}")),
+            Start::Private => {
+                slot.slate.show_private();
+                slot.show_slate();
+                return Ok(slot);
+            }
         };
         match attached {
             // Passed-through H.264 can only be joined at a keyframe, which
@@ -210,6 +215,14 @@ impl SourceSlot {
         // Only now, with nothing left to push into, stop the capture thread
         // (which closes the device).
         drop(old.feeder);
+    }
+
+    /// Privacy mode: shows the privacy picture and closes the camera.
+    /// Blocking (the camera's bin stops). Opened again by [`Self::replace`].
+    pub fn close(&self) {
+        self.slate.show_private();
+        self.show_slate();
+        self.detach();
     }
 
     /// Throws the live source away and builds a new one (after a loss).
@@ -378,6 +391,8 @@ pub enum Start {
     /// The slate, with why the camera is not opened now (an earlier
     /// attempt did not start): recovery opens it later.
     OnTheSlate(String),
+    /// Privacy mode: the privacy picture, and the camera left closed.
+    Private,
 }
 
 /// Who sent a message on the camera pipeline's bus.

@@ -1,5 +1,6 @@
 //! The slate: what the outputs show while the camera is gone — "NO SIGNAL",
-//! the camera's name and the time since the loss — at the camera's caps and
+//! the camera's name and the time since the loss, or "PRIVACY MODE" while
+//! the camera is closed on purpose — at the camera's caps and
 //! on its timeline, so RTSP and HLS viewers stay connected and decoding.
 
 use anyhow::{Context, Result};
@@ -58,6 +59,14 @@ impl Slate {
         };
         slate.show_lost_for(0);
         Ok(slate)
+    }
+
+    /// The privacy picture: the camera is off on purpose.
+    pub fn show_private(&self) {
+        self.text.set_property(
+            "text",
+            format!("PRIVACY MODE\n{}\nthe camera is off", self.camera_name),
+        );
     }
 
     /// Updates the caption with the time since the camera was lost.

@@ -154,6 +154,7 @@ fn summary(sample: Option<&Sample>) -> String {
     };
     let camera = match sample.camera.state {
         "live" => "camera live".to_owned(),
+        "private" => "privacy mode: camera closed".to_owned(),
         state => format!("camera {state}: showing NO SIGNAL"),
     };
     let viewers: Vec<String> = sample
