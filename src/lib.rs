@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod gpio;
 pub mod http;
 pub mod logging;
 pub mod metrics;

@@ -12,6 +12,7 @@
 //! ```
 
 mod apply;
+mod board;
 mod camera;
 mod http_server;
 mod live;
@@ -132,6 +133,19 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
         metrics: metrics.clone(),
         status: camera_status,
     });
+    // The status LED blinks "starting" from here on.
+    if let Some(lines) = crate::gpio::open(&config.gpio) {
+        board::spawn(
+            lines,
+            board::Parts {
+                counters: shared.counters.clone(),
+                metrics: metrics.clone(),
+                config: config_service.clone(),
+                camera: camera.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            },
+        );
+    }
     let taps_for_live = taps.clone();
     let outputs = outputs::Outputs::spawn(
         catalogue.clone(),
@@ -342,13 +356,7 @@ fn overlay_values(overlay: crate::overlay::Overlay, metrics: metrics::Metrics) {
                 camera: camera.clone(),
                 fps: sample.encoded_fps,
                 bitrate_kbps: sample.bitrate_kbps,
-                // Metrics sockets watch the board, not the picture.
-                viewers: sample
-                    .clients
-                    .iter()
-                    .filter(|(label, _)| **label != "ws")
-                    .map(|(_, &n)| n as u64)
-                    .sum(),
+                viewers: sample.viewers(),
                 temp_c: sample.soc_temp_c,
             });
         }

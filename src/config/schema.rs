@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-pub use super::board::PrivacyConfig;
+pub use super::board::{GpioBackend, GpioConfig, GpioLine, PrivacyConfig};
 use super::diff::{Effect, Effects};
 pub use super::outputs::*;
 pub use super::overlay::{Anchor, LayerConfig, LayerKind, OverlayConfig};
@@ -46,11 +46,12 @@ pub struct Config {
     pub webrtc: WebrtcConfig,
     pub overlay: OverlayConfig,
     pub privacy: PrivacyConfig,
+    pub gpio: GpioConfig,
 }
 
 impl Config {
     /// Each section's name and the effects of its keys.
-    pub const SECTIONS: [(&'static str, Effects); 14] = [
+    pub const SECTIONS: [(&'static str, Effects); 15] = [
         ("camera", CameraConfig::EFFECTS),
         ("encoder", EncoderConfig::EFFECTS),
         ("rtsp", RtspConfig::EFFECTS),
@@ -65,6 +66,7 @@ impl Config {
         ("webrtc", WebrtcConfig::EFFECTS),
         ("overlay", OverlayConfig::EFFECTS),
         ("privacy", PrivacyConfig::EFFECTS),
+        ("gpio", GpioConfig::EFFECTS),
     ];
 }
 

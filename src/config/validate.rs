@@ -253,6 +253,7 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
         " KiB",
     )?;
     super::overlay::validate(&config.overlay, (camera.width, camera.height))?;
+    super::board::validate(&config.gpio)?;
     Ok(())
 }
 

@@ -32,6 +32,6 @@ pub async fn set(State(state): State<AppState>, body: Bytes) -> Response {
         );
     };
     let revision = state.config.revision().await;
-    let fragment = format!("[privacy]\nenabled = {}\n", wanted.enabled);
+    let fragment = crate::config::PrivacyConfig::fragment(wanted.enabled);
     super::config_api::written(state.config.patch(&fragment, &revision).await)
 }

@@ -92,6 +92,12 @@ pub fn render(
     );
     counter(
         &mut registry,
+        "camera_builds",
+        "Camera pipelines built since start (1, then one per rebuild)",
+        sample.camera.builds,
+    );
+    counter(
+        &mut registry,
         "camera_reopens",
         "Times the camera was reopened after a loss",
         sample.camera.reopens,

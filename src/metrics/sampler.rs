@@ -70,6 +70,18 @@ pub struct Sample {
     pub encoded_bytes_total: u64,
 }
 
+impl Sample {
+    /// Everyone watching the picture, any output (metrics sockets watch
+    /// the board, not the picture).
+    pub fn viewers(&self) -> u64 {
+        self.clients
+            .iter()
+            .filter(|(label, _)| **label != "ws")
+            .map(|(_, &n)| n as u64)
+            .sum()
+    }
+}
+
 /// The running sampler's outputs, and the handles that follow a rebuilt
 /// camera or a new rate (subscribers stay).
 #[derive(Clone)]

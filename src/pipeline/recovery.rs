@@ -37,6 +37,9 @@ pub struct CameraStatus {
     pub reopen_to_live_ms: Option<u64>,
     /// While it is lost: why (the loss, then the last reopening's error).
     pub problem: Option<String>,
+    /// Camera pipelines built since start (1, then one per rebuild: a
+    /// configuration change, a failed pipeline, the GPIO button held).
+    pub builds: u64,
 }
 
 /// The status, shared with the sampler.

@@ -4,6 +4,8 @@
 //! actions, and rebuilds the pipeline when the configuration asks for it —
 //! while the outputs stay subscribed to the taps and their viewers stay.
 
+mod build;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,13 +17,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{Config, EncoderConfig};
 use crate::control::ApplyError;
 use crate::metrics::{CameraDescription, Metrics};
-use crate::pipeline::encoder::{self, Choice};
 use crate::pipeline::inventory::Inventory;
 use crate::pipeline::recovery::{Action, Recovery, SharedStatus, Timing};
-use crate::pipeline::source_slot::{Origin, Start};
+use crate::pipeline::source_slot::Origin;
 use crate::pipeline::{CameraPipeline, Shared, Taps, Timeline};
-use crate::source::{self, v4l2, ResolvedSource};
-use crate::supervise;
+use crate::source::v4l2;
 
 /// What the camera is built with and reports to; it outlives pipelines.
 #[derive(Clone)]
@@ -124,6 +124,8 @@ struct Current {
     description: CameraDescription,
     bus: gst::bus::BusStream,
     v4l2: bool,
+    /// Camera pipelines built since start, this one included.
+    builds: u64,
 }
 
 impl Current {
@@ -134,6 +136,7 @@ impl Current {
 
     fn status(&self) -> crate::pipeline::recovery::CameraStatus {
         let mut status = self.recovery.status();
+        status.builds = self.builds;
         if self.private() {
             status.state = "private";
             status.problem = None;
@@ -284,7 +287,7 @@ impl Actor {
     async fn build(&mut self, config: &Config) -> Result<()> {
         let parts = self.parts.clone();
         let wanted = config.clone();
-        let built = tokio::task::spawn_blocking(move || build(&wanted, &parts))
+        let built = tokio::task::spawn_blocking(move || build::build(&wanted, &parts))
             .await
             .context("the camera build did not finish")??;
         let (pipeline, description, v4l2) = built;
@@ -312,6 +315,7 @@ impl Actor {
             description,
             bus,
             v4l2,
+            builds: self.parts.status.get().builds + 1,
         };
         self.parts.status.set(current.status());
         self.current = Some(current);
@@ -485,7 +489,7 @@ impl Actor {
                 Action::ShowLive => sources.show_live(),
                 Action::Reopen => {
                     if current.v4l2 {
-                        extend_start_timeout(&current.config);
+                        build::extend_start_timeout(&current.config);
                     }
                     let pipeline = current.pipeline.clone();
                     self.reopening = Some(tokio::task::spawn_blocking(move || {
@@ -525,116 +529,5 @@ fn timing(config: &Config) -> Timing {
     Timing {
         stall_timeout: Duration::from_millis(config.camera.stall_timeout_ms.into()),
         max_backoff: Duration::from_secs(config.camera.retry_max_s.into()),
-    }
-}
-
-/// While starting, a V4L2 camera may take seconds to open: ask systemd
-/// for the time (nothing once edgecam is ready).
-fn extend_start_timeout(config: &Config) {
-    let device = &config.camera.device;
-    supervise::extend_timeout(
-        Duration::from_secs(20),
-        &format!(
-            "opening camera {}",
-            if device.is_empty() {
-                "(the first V4L2 capture device)"
-            } else {
-                device
-            }
-        ),
-    );
-}
-
-/// Builds and starts the camera pipeline for `config`. Blocking.
-fn build(config: &Config, parts: &Parts) -> Result<(CameraPipeline, CameraDescription, bool)> {
-    let devices = v4l2::capture_devices();
-    let source = source::resolve(&config.camera, &devices)?;
-    let choice = encoder::choose(config.encoder.kind, encoder::availability)?;
-    let camera = &config.camera;
-    let passthrough = source.passes_h264_through(camera);
-    let encoding = if passthrough {
-        format!(
-            "none, the camera's H.264 is passed through (the slate uses {})",
-            choice.encoder.element_name()
-        )
-    } else {
-        format!("{} ({})", choice.encoder.element_name(), choice.reason)
-    };
-    tracing::info!(
-        "camera: {} at {}x{}@{}; encoder: {encoding}",
-        source.describe(),
-        camera.width,
-        camera.height,
-        camera.fps,
-    );
-    let v4l2 = matches!(source, ResolvedSource::V4l2(_));
-    if v4l2 {
-        extend_start_timeout(config);
-    }
-    parts
-        .shared
-        .controls
-        .replace_settings(camera.controls.clone());
-    let build = |start| {
-        CameraPipeline::build(
-            config,
-            &source,
-            &choice,
-            &parts.shared,
-            &parts.timeline,
-            start,
-        )
-    };
-    let first = if config.privacy.enabled {
-        tracing::info!("privacy mode: the camera stays closed");
-        Start::Private
-    } else {
-        Start::OnTheCamera
-    };
-    let mut pipeline = build(first)?;
-    if let Err(err) = pipeline.start() {
-        pipeline.stop();
-        // A camera that opened but does not stream (or too slowly for its
-        // first frame to arrive in time) is lost, not fatal: start on the
-        // slate, and recovery reopens it with backoff. Anything else here
-        // (the test pattern, the encoder) will not get better by waiting.
-        if !v4l2 {
-            return Err(err);
-        }
-        tracing::warn!("the camera pipeline did not start: {err:#}; starting on the slate");
-        pipeline = build(Start::OnTheSlate(format!("{err:#}")))?;
-        if let Err(err) = pipeline.start() {
-            pipeline.stop();
-            return Err(err);
-        }
-    }
-    let mut description = describe(config, &source, &choice);
-    // What a V4L2 camera negotiated (null for the test pattern, and while
-    // a missing camera has not appeared yet).
-    description.camera["capture"] = parts.shared.controls.capture().into();
-    Ok((pipeline, description, v4l2))
-}
-
-/// The camera and encoder as the `hello` message reports them.
-fn describe(config: &Config, source: &ResolvedSource, choice: &Choice) -> CameraDescription {
-    let camera = &config.camera;
-    let encoder = &config.encoder;
-    CameraDescription {
-        camera: serde_json::json!({
-            "source": source.describe(),
-            "width": camera.width,
-            "height": camera.height,
-            "fps": camera.fps,
-        }),
-        encoder: serde_json::json!({
-            "element": choice.encoder.element_name(),
-            "reason": choice.reason,
-            // The camera's own H.264 goes out as it is; the element above
-            // then encodes only the slate.
-            "passthrough": source.passes_h264_through(camera),
-            "bitrate_kbps": encoder.bitrate_kbps,
-            "keyframe_interval": encoder.keyframe_interval,
-            "profile": encoder.profile.caps_name(),
-        }),
     }
 }
