@@ -376,3 +376,72 @@ fn privacy_mode_closes_the_camera_under_connected_viewers() {
     println!("longest gap at the RTSP viewer: {} ms", gap.as_millis());
     assert!(gap < Duration::from_secs(2), "gap {gap:?}");
 }
+
+/// A camera that sends H.264 (the test pattern with `format = "h264"`,
+/// whose source holds the "camera's" encoder) is passed through; a layer
+/// added through the API rebuilds the camera to take its picture raw and
+/// encode it once, drawn on (the viewer stays), and with the layer gone it
+/// is passed through again. One encoder runs throughout.
+const BUILDS: &str = "edgecam_camera_builds_total";
+
+#[test]
+fn layers_on_a_camera_sending_h264_use_the_encoder() {
+    let mut config = common::config();
+    config.camera.format = edgecam::config::CaptureFormat::H264;
+    let edgecam = Edgecam::start(config);
+    let passthrough = || edgecam.hello()["encoder"]["passthrough"].clone();
+    assert_eq!(
+        passthrough(),
+        true,
+        "the camera's H.264 is not passed through"
+    );
+    // One encoder: the "camera's", inside its source.
+    edgecam.wait_for_metric("edgecam_encoders", Duration::from_secs(10), |n| n == 1.0);
+    edgecam.wait_for_metric(BUILDS, Duration::from_secs(10), |n| n == 1.0);
+    let mut viewer = Viewer::connect(&edgecam.url(), Player::Ffmpeg);
+    assert!(viewer.shows(Instant::now(), Duration::from_secs(20), |_| true));
+
+    let admin = format!("Authorization: Bearer {}", common::ADMIN_TOKEN);
+    let url = edgecam.http_url("/api/overlay/layers/mask");
+    let mask = format!("{{\"kind\": \"mask\", \"rects\": [{MASK:?}]}}");
+    let added = common::http_with("PUT", &url, &[&admin], Some(&mask));
+    assert_eq!(added.status, 200, "{}", added.body);
+    let changed = Instant::now();
+    let masked = |luma: &[u8]| share(luma, MASK, |y| y >= 220) > 0.95;
+    assert!(
+        viewer.shows(changed, Duration::from_secs(20), masked),
+        "the mask is not drawn on the camera's decoded H.264:\n{}",
+        edgecam.log()
+    );
+    println!(
+        "mask drawn on the decoded camera {:.1} s after it was added",
+        changed.elapsed().as_secs_f64()
+    );
+    assert_eq!(passthrough(), false);
+    // One encoder once the picture is drawn on: the camera's own.
+    edgecam.wait_for_metric("edgecam_encoders", Duration::from_secs(10), |n| n == 1.0);
+    assert_eq!(edgecam.metric(BUILDS), Some(2.0));
+    assert!(
+        edgecam.log().contains("because overlay layers are drawn"),
+        "the log does not say why the encoder is used"
+    );
+
+    let deleted = common::http_with("DELETE", &url, &[&admin], None);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while passthrough() != true {
+        assert!(Instant::now() < deadline, "not passed through again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    edgecam.wait_for_metric(BUILDS, Duration::from_secs(10), |n| n == 3.0);
+    let since = Instant::now();
+    assert!(
+        viewer.shows(since, Duration::from_secs(20), |luma| !masked(luma)),
+        "the viewer saw nothing after the layer went"
+    );
+    assert!(viewer.playing(), "the viewer was dropped");
+    assert_eq!(
+        edgecam.metric("edgecam_viewer_joins_total{output=\"rtsp\"}"),
+        Some(1.0)
+    );
+}

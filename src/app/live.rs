@@ -183,7 +183,10 @@ impl Live {
             }
             Step::Overlay(overlay) => {
                 self.overlay.set_layers(overlay);
-                Ok(())
+                self.camera
+                    .set_overlay(overlay)
+                    .await
+                    .map_err(|e| anyhow!(e))
             }
             Step::Privacy(on) => {
                 self.camera.set_privacy(*on).await;

@@ -77,7 +77,7 @@ impl CameraPipeline {
         // first source is built: sources stamp from its running time.
         timeline.apply(&pipeline);
         let counters = shared.counters.clone();
-        let passthrough = source.passes_h264_through(&config.camera);
+        let passthrough = source.shape(config).passthrough;
         let slate_encoder = if passthrough {
             let [parse, caps] = crate::source::encoded_tail()?;
             Some(vec![
@@ -96,7 +96,7 @@ impl CameraPipeline {
         };
         let sources = source_slot::SourceSlot::new(
             &pipeline,
-            &config.camera,
+            config,
             source,
             shared,
             timeline,
@@ -159,7 +159,8 @@ impl CameraPipeline {
         tee.link(&queue)
             .context("linking the source to the encoder")?;
         // Drawn before the tee: every output, raw frames and JPEG included,
-        // shows the layers. A passed-through camera's H.264 is not drawn on.
+        // shows the layers. A camera's H.264 is passed through only while no
+        // layer draws (see `Shape`); layers added to it rebuild the camera.
         if !passthrough {
             if let Some(pad) = tee.static_pad("sink") {
                 shared

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use gst::prelude::*;
 
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, Config};
 use crate::pipeline::counters::StreamCounters;
 use crate::source::fault::FaultInjector;
 use crate::source::identity::FrameIds;
@@ -41,8 +41,9 @@ pub struct SourceSlot {
     pub slate: Slate,
     live: Mutex<Option<Live>>,
     source: ResolvedSource,
-    /// Sources deliver H.264 that goes out as it is (see `new`).
-    passthrough: bool,
+    /// Whether sources deliver H.264 that goes out as it is (see `new`),
+    /// or must deliver raw frames whatever the camera sends.
+    shape: source::Shape,
     camera: CameraConfig,
     ids: FrameIds,
     pub faults: FaultInjector,
@@ -62,14 +63,19 @@ impl SourceSlot {
     /// the slate when the camera's H.264 is passed through.
     pub fn new(
         pipeline: &gst::Pipeline,
-        camera: &CameraConfig,
+        config: &Config,
         source: &ResolvedSource,
         shared: &super::Shared,
         timeline: &super::Timeline,
         slate_encoder: Option<Vec<gst::Element>>,
         start: Start,
     ) -> Result<Self> {
+        let camera = &config.camera;
         let passthrough = slate_encoder.is_some();
+        let shape = source::Shape {
+            passthrough,
+            must_decode: source.shape(config).must_decode,
+        };
         let ids = FrameIds::default();
         // A switch, not a synchroniser: by default the selector holds a
         // buffer on an inactive pad until the active one's running time
@@ -114,7 +120,7 @@ impl SourceSlot {
             slate,
             live: Mutex::new(None),
             source: source.clone(),
-            passthrough,
+            shape,
             camera: camera.clone(),
             ids,
             faults: shared.faults.clone(),
@@ -170,7 +176,7 @@ impl SourceSlot {
             &self.faults,
             &self.controls,
             &self.counters.rejects,
-            self.passthrough,
+            self.shape,
         )?;
         let src = bin.static_pad("src").context("source bin has no src pad")?;
         self.counters.watch_capture(&src);
@@ -267,7 +273,7 @@ impl SourceSlot {
         let Some((bin, pad)) = self.live_parts() else {
             return;
         };
-        if !self.passthrough {
+        if !self.shape.passthrough {
             self.selector.set_property("active-pad", &pad);
             stop(&self.slate.bin);
             return;

@@ -38,7 +38,27 @@ pub enum ResolvedSource {
     File(std::path::PathBuf),
 }
 
+/// How the camera pipeline takes the source's picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shape {
+    /// The source's own H.264 goes to the outputs as it is (no encoder).
+    pub passthrough: bool,
+    /// Frames must be raw before the encoder (overlay layers are drawn on
+    /// them), so a camera's H.264 is decoded even at the configured size.
+    pub must_decode: bool,
+}
+
 impl ResolvedSource {
+    /// The shape of the camera pipeline for `config`: the camera's H.264
+    /// passes through unless something draws on the picture.
+    pub fn shape(&self, config: &crate::config::Config) -> Shape {
+        let must_decode = config.overlay.draws();
+        Shape {
+            passthrough: !must_decode && self.passes_h264_through(&config.camera),
+            must_decode,
+        }
+    }
+
     /// Whether the source delivers H.264 that goes to the outputs as it is
     /// (no encoder then but the slate's): a V4L2 camera offering H.264 at
     /// the configured size, or the test pattern with `format = "h264"`,
@@ -130,18 +150,15 @@ pub fn build(
     faults: &fault::FaultInjector,
     controls: &v4l2::CameraControls,
     rejects: &Rejects,
-    passthrough: bool,
+    shape: Shape,
 ) -> Result<BuiltSource> {
     match source {
-        ResolvedSource::TestPattern => {
-            test_pattern::build(camera, ids, faults).map(|bin| BuiltSource { bin, feeder: None })
-        }
+        ResolvedSource::TestPattern => test_pattern::build(camera, ids, faults, shape.passthrough)
+            .map(|bin| BuiltSource { bin, feeder: None }),
         ResolvedSource::V4l2(_) => {
-            v4l2::build(camera, ids, controls, rejects, passthrough).map(|(bin, thread)| {
-                BuiltSource {
-                    bin,
-                    feeder: Some(Box::new(thread)),
-                }
+            v4l2::build(camera, ids, controls, rejects, shape).map(|(bin, thread)| BuiltSource {
+                bin,
+                feeder: Some(Box::new(thread)),
             })
         }
         ResolvedSource::File(path) => {

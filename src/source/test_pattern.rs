@@ -18,6 +18,7 @@ pub fn build(
     camera: &CameraConfig,
     ids: &identity::FrameIds,
     faults: &FaultInjector,
+    passthrough: bool,
 ) -> Result<gst::Bin> {
     faults.hang_while_opening();
     let src = gst::ElementFactory::make("videotestsrc")
@@ -59,7 +60,9 @@ pub fn build(
         super::identity::CaptureTime::Now,
         hook,
     )?;
-    if camera.format == CaptureFormat::H264 {
+    // As an H.264 camera whose stream must be decoded (layers are drawn
+    // on it) would deliver, once decoded: the raw picture.
+    if camera.format == CaptureFormat::H264 && passthrough {
         super::append_chain(&bin, &camera_encoder(camera)?)?;
     }
     Ok(bin)

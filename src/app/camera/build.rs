@@ -30,20 +30,36 @@ pub(super) fn extend_start_timeout(config: &Config) {
     );
 }
 
+/// A started camera pipeline and what it is.
+pub(super) struct Built {
+    pub pipeline: CameraPipeline,
+    pub description: CameraDescription,
+    pub v4l2: bool,
+    /// The camera sends H.264 at the configured size (that could pass
+    /// through, were nothing drawn on the picture).
+    pub sends_h264: bool,
+    pub passthrough: bool,
+}
+
 /// Builds and starts the camera pipeline for `config`. Blocking.
-pub(super) fn build(
-    config: &Config,
-    parts: &Parts,
-) -> Result<(CameraPipeline, CameraDescription, bool)> {
+pub(super) fn build(config: &Config, parts: &Parts) -> Result<Built> {
     let devices = v4l2::capture_devices();
     let source = source::resolve(&config.camera, &devices)?;
     let choice = encoder::choose(config.encoder.kind, encoder::availability)?;
     let camera = &config.camera;
-    let passthrough = source.passes_h264_through(camera);
+    let sends_h264 = source.passes_h264_through(camera);
+    let passthrough = source.shape(config).passthrough;
     let encoding = if passthrough {
         format!(
             "none, the camera's H.264 is passed through (the slate uses {})",
             choice.encoder.element_name()
+        )
+    } else if sends_h264 {
+        format!(
+            "{} ({}); the camera's H.264 is decoded and encoded again, not passed \
+             through, because overlay layers are drawn on the picture",
+            choice.encoder.element_name(),
+            choice.reason
         )
     } else {
         format!("{} ({})", choice.encoder.element_name(), choice.reason)
@@ -100,7 +116,13 @@ pub(super) fn build(
     // What a V4L2 camera negotiated (null for the test pattern, and while
     // a missing camera has not appeared yet).
     description.camera["capture"] = parts.shared.controls.capture().into();
-    Ok((pipeline, description, v4l2))
+    Ok(Built {
+        pipeline,
+        description,
+        v4l2,
+        sends_h264,
+        passthrough,
+    })
 }
 
 /// The camera and encoder as the `hello` message reports them.
@@ -119,7 +141,7 @@ fn describe(config: &Config, source: &ResolvedSource, choice: &Choice) -> Camera
             "reason": choice.reason,
             // The camera's own H.264 goes out as it is; the element above
             // then encodes only the slate.
-            "passthrough": source.passes_h264_through(camera),
+            "passthrough": source.shape(config).passthrough,
             "bitrate_kbps": encoder.bitrate_kbps,
             "keyframe_interval": encoder.keyframe_interval,
             "profile": encoder.profile.caps_name(),

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use gst::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{Config, EncoderConfig};
+use crate::config::{Config, EncoderConfig, OverlayConfig};
 use crate::control::ApplyError;
 use crate::metrics::{CameraDescription, Metrics};
 use crate::pipeline::inventory::Inventory;
@@ -53,6 +53,9 @@ enum Command {
     SetTiming(Timing),
     /// Privacy mode on or off.
     SetPrivacy(bool, oneshot::Sender<()>),
+    /// The overlay's layers changed (they are drawn by the overlay itself;
+    /// the camera only cares whether its H.264 can still pass through).
+    SetOverlay(Box<OverlayConfig>, oneshot::Sender<Result<(), String>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -110,6 +113,18 @@ impl Camera {
         super::ask(&self.commands, |reply| Command::SetPrivacy(on, reply), ()).await;
     }
 
+    /// Follows new overlay layers: a camera whose H.264 is passed through
+    /// is rebuilt to decode it once a layer draws, and back when none does.
+    pub async fn set_overlay(&self, overlay: &OverlayConfig) -> Result<(), String> {
+        let overlay = Box::new(overlay.clone());
+        super::ask(
+            &self.commands,
+            |reply| Command::SetOverlay(overlay, reply),
+            Err("edgecam is stopping".to_owned()),
+        )
+        .await
+    }
+
     /// Stops the camera pipeline.
     pub async fn stop(&self) {
         super::ask(&self.commands, Command::Stop, ()).await;
@@ -124,6 +139,10 @@ struct Current {
     description: CameraDescription,
     bus: gst::bus::BusStream,
     v4l2: bool,
+    /// The camera sends H.264 that could pass through, and whether it does
+    /// (it cannot while overlay layers draw on the picture).
+    sends_h264: bool,
+    passthrough: bool,
     /// Camera pipelines built since start, this one included.
     builds: u64,
 }
@@ -224,8 +243,40 @@ impl Actor {
                 self.set_privacy(on).await;
                 let _ = reply.send(());
             }
+            Command::SetOverlay(overlay, reply) => {
+                let _ = reply.send(self.set_overlay(*overlay).await);
+            }
             Command::Stop(_) => {}
         }
+    }
+
+    async fn set_overlay(&mut self, overlay: OverlayConfig) -> Result<(), String> {
+        if let Some(rebuild) = &mut self.rebuild {
+            rebuild.config.overlay = overlay.clone();
+        }
+        let Some(current) = &mut self.current else {
+            return Ok(());
+        };
+        let passthrough = current.sends_h264 && !overlay.draws();
+        current.config.overlay = overlay;
+        if passthrough == current.passthrough {
+            return Ok(());
+        }
+        if self.reopening.is_some() {
+            return Err(
+                "the camera is being reopened after a loss; try again when it is back".to_owned(),
+            );
+        }
+        tracing::info!(
+            "rebuilding the camera: its H.264 {}",
+            if passthrough {
+                "can pass through again (no overlay layer draws)"
+            } else {
+                "must be decoded for overlay layers to be drawn on it"
+            }
+        );
+        let wanted = current.config.clone();
+        self.replace(wanted).await
     }
 
     async fn set_privacy(&mut self, on: bool) {
@@ -264,7 +315,9 @@ impl Actor {
                 .filter(|c| c.effect == crate::config::diff::Effect::Camera)
                 .map(|c| c.key)
                 .collect();
-            tracing::info!("rebuilding the camera for {}", changed.join(", "));
+            if !changed.is_empty() {
+                tracing::info!("rebuilding the camera for {}", changed.join(", "));
+            }
         }
         self.stop().await;
         let error = match self.build(&wanted).await {
@@ -290,7 +343,13 @@ impl Actor {
         let built = tokio::task::spawn_blocking(move || build::build(&wanted, &parts))
             .await
             .context("the camera build did not finish")??;
-        let (pipeline, description, v4l2) = built;
+        let build::Built {
+            pipeline,
+            description,
+            v4l2,
+            sends_h264,
+            passthrough,
+        } = built;
         let bus = pipeline
             .pipeline
             .bus()
@@ -315,6 +374,8 @@ impl Actor {
             description,
             bus,
             v4l2,
+            sends_h264,
+            passthrough,
             builds: self.parts.status.get().builds + 1,
         };
         self.parts.status.set(current.status());

@@ -158,8 +158,9 @@ pub fn build(
     ids: &identity::FrameIds,
     camera_controls: &CameraControls,
     rejects: &super::Rejects,
-    passthrough: bool,
+    shape: super::Shape,
 ) -> Result<(gst::Bin, capture::CaptureThread)> {
+    let passthrough = shape.passthrough;
     let nodes = discovery::capture_nodes();
     let Some(node) = find(&camera.device, &nodes) else {
         bail!(
@@ -176,11 +177,12 @@ pub fn build(
         .with_context(|| format!("reading what {} offers", node.path))?
         .with_context(|| format!("{} no longer captures video", node.path))?;
     let device = &device;
-    let mode = negotiate::choose(
-        device,
-        camera.format,
-        (camera.width, camera.height, camera.fps),
-    )?;
+    let want = (camera.width, camera.height, camera.fps);
+    let mode = if shape.must_decode {
+        negotiate::choose_decoded(device, camera.format, want)?
+    } else {
+        negotiate::choose(device, camera.format, want)?
+    };
     // The pipeline's shape (passing H.264 through, or encoding) was decided
     // when it was built; a camera that comes back different (replugged
     // with another mode, or plugged in for the first time) gets a new one.

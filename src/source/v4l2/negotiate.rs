@@ -125,13 +125,34 @@ pub fn choose(
     format: CaptureFormat,
     want: (u32, u32, u32),
 ) -> Result<Mode> {
+    pick(device, format, want, true)
+}
+
+/// The same for a pipeline that needs the picture raw (layers are drawn
+/// on it): H.264 is never passed through, and being the dearest to decode
+/// it comes after MJPEG and raw formats.
+pub fn choose_decoded(
+    device: &CaptureDevice,
+    format: CaptureFormat,
+    want: (u32, u32, u32),
+) -> Result<Mode> {
+    pick(device, format, want, false)
+}
+
+fn pick(
+    device: &CaptureDevice,
+    format: CaptureFormat,
+    want: (u32, u32, u32),
+    may_pass_through: bool,
+) -> Result<Mode> {
     let (width, height, fps) = want;
     let wanted_area = u64::from(width) * u64::from(height);
     let mut best: Option<(Fit, Mode)> = None;
     for offer in device.formats.iter().filter(|f| allowed(format, &f.fourcc)) {
         for size_offer in &offer.sizes {
             for ((w, h), rates) in candidate_sizes(size_offer, (width, height)) {
-                let Some((decode, rank)) = classify(&offer.fourcc, (w, h) == (width, height))
+                let exact = (w, h) == (width, height);
+                let Some((decode, rank)) = classify(&offer.fourcc, exact && may_pass_through)
                 else {
                     continue;
                 };
@@ -314,6 +335,21 @@ mod tests {
             .push(device(vec![("H264", vec![discrete(1280, 720, &[30])])]).formats[0].clone());
         let mode = choose(&cam, CaptureFormat::Auto, (1280, 720, 30)).unwrap();
         assert_eq!(mode.decode, Decode::Passthrough);
+    }
+
+    #[test]
+    fn a_picture_drawn_on_decodes_the_cameras_h264_or_prefers_mjpeg() {
+        let h264 = device(vec![("H264", vec![discrete(1280, 720, &[30])])]).formats[0].clone();
+        let mut cam = webcam();
+        cam.formats.push(h264.clone());
+        let mode = choose_decoded(&cam, CaptureFormat::Auto, (1280, 720, 30)).unwrap();
+        assert_eq!((mode.fourcc.as_str(), mode.decode), ("MJPG", Decode::Jpeg));
+        let only_h264 = device(vec![("H264", vec![discrete(1280, 720, &[30])])]);
+        let mode = choose_decoded(&only_h264, CaptureFormat::H264, (1280, 720, 30)).unwrap();
+        assert_eq!(
+            (mode.decode, (mode.width, mode.height)),
+            (Decode::H264, (1280, 720))
+        );
     }
 
     #[test]
