@@ -445,3 +445,103 @@ fn layers_on_a_camera_sending_h264_use_the_encoder() {
         Some(1.0)
     );
 }
+
+/// A PNG file: `width` x `height`, white and opaque on its left half,
+/// fully transparent on its right half.
+fn half_white_png(path: &std::path::Path, width: u32, height: u32) {
+    let file = std::fs::File::create(path).expect("png file");
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("png header");
+    let mut data = Vec::new();
+    for _ in 0..height {
+        for x in 0..width {
+            let alpha = if x < width / 2 { 255 } else { 0 };
+            data.extend([255, 255, 255, alpha]);
+        }
+    }
+    writer.write_image_data(&data).expect("png data");
+}
+
+/// An image layer is drawn with its transparency where it is anchored,
+/// and a mask measured in 1280x720 covers the same part of a 640x360
+/// picture; a mask added through the API is given the camera's size.
+#[test]
+fn image_layers_and_masks_measured_in_another_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let logo = dir.path().join("logo.png");
+    half_white_png(&logo, 64, 32);
+    let mut config = common::config();
+    config.overlay.layers = vec![
+        LayerConfig {
+            name: "logo".to_owned(),
+            kind: LayerKind::Image,
+            file: logo.display().to_string(),
+            anchor: edgecam::config::Anchor::BottomRight,
+            margin: 8,
+            ..LayerConfig::default()
+        },
+        LayerConfig {
+            name: "window".to_owned(),
+            kind: LayerKind::Mask,
+            color: "#000000".to_owned(),
+            size: [1280, 720],
+            rects: vec![[800, 100, 320, 160]],
+            ..LayerConfig::default()
+        },
+    ];
+    let edgecam = Edgecam::start(config);
+    let viewer = Viewer::connect(&edgecam.url(), Player::Ffmpeg);
+    let frames = viewer.frames_after(Instant::now());
+    let last = frames.last().expect("a frame");
+    // The logo: 64x32 at 8 pixels from the bottom-right corner; its left
+    // half opaque white, its right half shows the picture.
+    let (x, y) = (WIDTH as u32 - 8 - 64, HEIGHT as u32 - 8 - 32);
+    let opaque = share(last, [x + 2, y + 2, 28, 28], |l| l >= 220);
+    let clear = share(last, [x + 34, y + 2, 28, 28], |l| l >= 220);
+    // The mask: [800, 100, 320, 160] of 1280x720 is [400, 50, 160, 80].
+    let masked = share(last, [400, 50, 160, 80], |l| l <= 40);
+    println!(
+        "logo: {:.0} % white where opaque, {:.0} % where transparent; mask {:.0} % black",
+        opaque * 100.0,
+        clear * 100.0,
+        masked * 100.0
+    );
+    assert!(opaque > 0.95, "the logo is not drawn: {opaque}");
+    assert!(clear < 0.5, "the logo's transparent half covers: {clear}");
+    assert!(
+        masked > 0.95,
+        "the scaled mask is not where it belongs: {masked}"
+    );
+
+    // A mask drawn through the API is measured in the camera's size.
+    let admin = format!("Authorization: Bearer {}", common::ADMIN_TOKEN);
+    let url = edgecam.http_url("/api/overlay/layers/door");
+    let body = "{\"kind\": \"mask\", \"rects\": [[0, 200, 100, 100]]}";
+    let put = common::http_with("PUT", &url, &[&admin], Some(body));
+    assert_eq!(put.status, 200, "{}", put.body);
+    let door: serde_json::Value =
+        serde_json::from_str(&common::http_with("GET", &url, &[&admin], None).body).expect("JSON");
+    assert_eq!(door["size"], serde_json::json!([640, 360]));
+
+    // A file that is not a PNG is refused naming the layer; nothing changes.
+    let broken = dir.path().join("broken.png");
+    std::fs::write(&broken, b"not a png").expect("write");
+    let body = format!(
+        "{{\"kind\": \"image\", \"file\": \"{}\"}}",
+        broken.display()
+    );
+    let refused = common::http_with(
+        "PUT",
+        &edgecam.http_url("/api/overlay/layers/broken"),
+        &[&admin],
+        Some(&body),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("broken") && refused.body.contains("not a PNG"),
+        "{}",
+        refused.body
+    );
+}

@@ -182,7 +182,7 @@ impl Live {
                 Ok(())
             }
             Step::Overlay(overlay) => {
-                self.overlay.set_layers(overlay);
+                self.overlay.set_layers(overlay).map_err(|e| anyhow!(e))?;
                 self.camera
                     .set_overlay(overlay)
                     .await

@@ -89,7 +89,7 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
         registry.declare_viewers(output.viewer_label());
     }
     let shared = Shared::default();
-    shared.overlay.set_layers(&config.overlay);
+    shared.overlay.set_layers_or_skip(&config.overlay);
     let timeline = Timeline::start();
     let inventory = Inventory::default();
     let taps = Taps {

@@ -21,6 +21,8 @@ pub enum LayerKind {
     Text,
     /// Filled rectangles (`rects`), in picture coordinates.
     Mask,
+    /// A PNG (`file`), drawn with its own transparency.
+    Image,
 }
 
 /// Where a text layer sits; `margin` pixels in from that edge.
@@ -59,9 +61,15 @@ pub struct LayerConfig {
     /// Glyph scale: 1 draws the 24-point font as it is (16x29 pixels a
     /// character), 2 doubles it; 0 picks one from the picture's height.
     pub scale: u32,
-    /// Mask: `[x, y, width, height]` rectangles in the configured picture
-    /// size (`camera.width` x `camera.height`).
+    /// Mask: `[x, y, width, height]` rectangles in pixels of `size`.
     pub rects: Vec<[u32; 4]>,
+    /// Mask: the picture size `rects` are measured in; they are scaled to
+    /// the picture drawn on, so a mask keeps covering the same part of the
+    /// scene when the resolution changes. `[0, 0]`: the configured
+    /// `camera.width` x `camera.height`.
+    pub size: [u32; 2],
+    /// Image: the PNG's path (read once, when the layer is set).
+    pub file: String,
 }
 
 impl Default for LayerConfig {
@@ -81,6 +89,8 @@ impl Default for LayerConfig {
             background_opacity: 50,
             scale: 0,
             rects: Vec::new(),
+            size: [0, 0],
+            file: String::new(),
         }
     }
 }
@@ -165,23 +175,61 @@ pub fn validate(overlay: &OverlayConfig, picture: (u32, u32)) -> Result<(), Inva
                         "a mask needs rects = [[x, y, width, height], …]".to_owned(),
                     );
                 }
+                let measured = match layer.size {
+                    [0, 0] => picture,
+                    [w, h] if w > 0 && h > 0 => (w, h),
+                    [w, h] => return fail(layer, format!("size [{w}, {h}] is not a picture size")),
+                };
                 for &[x, y, w, h] in &layer.rects {
                     let inside = w > 0
                         && h > 0
-                        && x.checked_add(w).is_some_and(|r| r <= picture.0)
-                        && y.checked_add(h).is_some_and(|b| b <= picture.1);
+                        && x.checked_add(w).is_some_and(|r| r <= measured.0)
+                        && y.checked_add(h).is_some_and(|b| b <= measured.1);
                     if !inside {
+                        let hint = if layer.size == [0, 0] {
+                            " (the camera's size; set size = [width, height] to the picture \
+                             the rects were drawn on, and they are scaled to any other)"
+                        } else {
+                            ""
+                        };
                         return fail(
                             layer,
                             format!(
-                                "[{x}, {y}, {w}, {h}] is not inside the {}x{} picture",
-                                picture.0, picture.1
+                                "[{x}, {y}, {w}, {h}] is not inside the {}x{} picture{hint}",
+                                measured.0, measured.1
                             ),
                         );
                     }
                 }
             }
+            LayerKind::Image => {
+                if let Err(why) = check_png(&layer.file) {
+                    return fail(layer, why);
+                }
+            }
         }
+    }
+    Ok(())
+}
+
+/// The largest image layer, each way.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+/// That `file` is a PNG of a drawable size (its header only: the overlay
+/// reads the whole image when the layer is set).
+fn check_png(file: &str) -> Result<(), String> {
+    if file.is_empty() {
+        return Err("an image needs file = \"/path/to/logo.png\"".to_owned());
+    }
+    let opened = std::fs::File::open(file).map_err(|err| format!("cannot open {file}: {err}"))?;
+    let reader = png::Decoder::new(std::io::BufReader::new(opened))
+        .read_info()
+        .map_err(|err| format!("{file} is not a PNG: {err}"))?;
+    let (width, height) = (reader.info().width, reader.info().height);
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(format!(
+            "{file} is {width}x{height}, larger than {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}"
+        ));
     }
     Ok(())
 }

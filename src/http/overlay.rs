@@ -8,7 +8,8 @@
 //!
 //! Each is a configuration edit of `overlay.layers`: validated (errors name
 //! the layer), applied live with no viewer dropped, confirmed and written
-//! to the file like any other, so it survives a restart.
+//! to the file like any other, so it survives a restart. Masks sent without
+//! a `size` get the camera's: their rects then scale with the resolution.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -18,7 +19,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::AppState;
-use crate::config::LayerConfig;
+use crate::config::{LayerConfig, LayerKind};
 use crate::control::WriteError;
 
 pub async fn list(State(state): State<AppState>) -> Response {
@@ -93,9 +94,18 @@ async fn edit(
 ) -> Response {
     for _ in 0..3 {
         let revision = state.config.revision().await;
-        let mut layers = state.config.config().await.overlay.layers;
+        let config = state.config.config().await;
+        let mut layers = config.overlay.layers;
         if let Err(refusal) = change(&mut layers) {
             return *refusal;
+        }
+        // A mask drawn through the API is measured in today's picture: say
+        // so in the layer, and it keeps its place at any other resolution.
+        for mask in layers
+            .iter_mut()
+            .filter(|l| l.kind == LayerKind::Mask && l.size == [0, 0])
+        {
+            mask.size = [config.camera.width, config.camera.height];
         }
         match state.config.patch(&fragment(&layers), &revision).await {
             Err(WriteError::Stale { .. }) => continue,

@@ -3,10 +3,12 @@
 //! (so RTSP, WebRTC, HLS, MJPEG, snapshots and frames all show them). No
 //! layer: the probe returns at once, nothing is drawn or copied. Layers
 //! change live ([`Overlay::set_layers`]); texts are rasterised once per
-//! change ([`glyphs`]) and copied into each frame ([`planes`]).
+//! change ([`glyphs`]), images read once when set ([`sprite`]), and both
+//! copied into each frame ([`planes`]).
 
 pub mod glyphs;
 pub mod planes;
+pub mod sprite;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,11 +50,15 @@ struct Inner {
     values: RwLock<Values>,
     /// Each text layer's last text and its raster.
     rasters: Mutex<HashMap<String, (String, Arc<Mask>)>>,
+    /// Each image layer's picture.
+    sprites: RwLock<Arc<HashMap<String, sprite::Sprite>>>,
 }
 
 impl Overlay {
-    /// Draws `config`'s layers from the next frame on.
-    pub fn set_layers(&self, config: &OverlayConfig) {
+    /// Draws `config`'s layers from the next frame on. Image layers read
+    /// their files now; one that cannot be read is an error naming it, and
+    /// nothing changes.
+    pub fn set_layers(&self, config: &OverlayConfig) -> Result<(), String> {
         let mut layers: Vec<LayerConfig> = config
             .layers
             .iter()
@@ -60,6 +66,15 @@ impl Overlay {
             .cloned()
             .collect();
         layers.sort_by_key(|layer| layer.z);
+        let mut sprites = HashMap::new();
+        for layer in layers.iter().filter(|l| l.kind == LayerKind::Image) {
+            let sprite = sprite::Sprite::load(std::path::Path::new(&layer.file), layer.scale)
+                .map_err(|err| format!("overlay layer {:?}: {err:#}", layer.name))?;
+            sprites.insert(layer.name.clone(), sprite);
+        }
+        if let Ok(mut current) = self.inner.sprites.write() {
+            *current = Arc::new(sprites);
+        }
         self.inner
             .active
             .store(!layers.is_empty(), Ordering::Relaxed);
@@ -68,6 +83,22 @@ impl Overlay {
         }
         if let Ok(mut rasters) = self.inner.rasters.lock() {
             rasters.clear();
+        }
+        Ok(())
+    }
+
+    /// At start: as [`Self::set_layers`], but an image that cannot be read
+    /// (the file went, or the service may not read it) is left out, said
+    /// in the log, and the other layers are drawn.
+    pub fn set_layers_or_skip(&self, config: &OverlayConfig) {
+        if let Err(err) = self.set_layers(config) {
+            tracing::error!("{err}; drawing the other layers");
+            let mut readable = config.clone();
+            readable.layers.retain(|layer| {
+                layer.kind != LayerKind::Image
+                    || sprite::Sprite::load(std::path::Path::new(&layer.file), layer.scale).is_ok()
+            });
+            let _ = self.set_layers(&readable);
         }
     }
 
@@ -149,20 +180,40 @@ impl Overlay {
             },
         );
         planes.set_keep_out(keep_out);
+        let sprites = match self.inner.sprites.read() {
+            Ok(sprites) => sprites.clone(),
+            Err(_) => return,
+        };
         for layer in layers.iter() {
-            self.draw_layer(&mut planes, layer, frame_id);
+            self.draw_layer(&mut planes, layer, frame_id, &sprites);
         }
     }
 
-    fn draw_layer(&self, planes: &mut Planes<'_>, layer: &LayerConfig, frame_id: Option<u64>) {
+    fn draw_layer(
+        &self,
+        planes: &mut Planes<'_>,
+        layer: &LayerConfig,
+        frame_id: Option<u64>,
+        sprites: &HashMap<String, sprite::Sprite>,
+    ) {
         let color = rgb(&layer.color);
-        if layer.kind == LayerKind::Mask {
-            planes.set_opacity(layer.opacity);
-            for &[x, y, w, h] in &layer.rects {
-                let area = Rectangle::new(Point::new(x as i32, y as i32), Size::new(w, h));
-                let _ = planes.fill_solid(&area, color);
+        let picture = planes.size();
+        planes.set_opacity(layer.opacity);
+        match layer.kind {
+            LayerKind::Mask => {
+                for &rect in &layer.rects {
+                    let _ = planes.fill_solid(&scaled(rect, layer.size, picture), color);
+                }
+                return;
             }
-            return;
+            LayerKind::Image => {
+                if let Some(sprite) = sprites.get(&layer.name) {
+                    let origin = place(layer.anchor, layer.margin, sprite.size, picture);
+                    planes.blend_sprite(sprite, origin);
+                }
+                return;
+            }
+            LayerKind::Clock | LayerKind::Text => {}
         }
         let text = match layer.kind {
             LayerKind::Clock => chrono::Local::now().format(&layer.format).to_string(),
@@ -171,7 +222,6 @@ impl Overlay {
         let Some(mask) = self.raster(&layer.name, text) else {
             return;
         };
-        let picture = planes.size();
         let scale = match layer.scale {
             0 if picture.height > 720 => 2,
             0 => 1,
@@ -231,6 +281,29 @@ impl Overlay {
     }
 }
 
+/// A mask's `[x, y, w, h]` measured in `size` ([0, 0]: the picture's own)
+/// as pixels of `picture`, rounded outwards: a mask never uncovers an edge.
+fn scaled([x, y, w, h]: [u32; 4], size: [u32; 2], picture: Size) -> Rectangle {
+    let [from_w, from_h] = match size {
+        [0, _] | [_, 0] => [picture.width, picture.height],
+        size => size,
+    };
+    let down = |v: u32, from: u32, to: u32| (u64::from(v) * u64::from(to) / u64::from(from)) as i32;
+    let up = |v: u32, from: u32, to: u32| {
+        (u64::from(v) * u64::from(to)).div_ceil(u64::from(from)) as i32
+    };
+    let (left, top) = (
+        down(x, from_w, picture.width),
+        down(y, from_h, picture.height),
+    );
+    let right = up(x + w, from_w, picture.width);
+    let bottom = up(y + h, from_h, picture.height);
+    Rectangle::new(
+        Point::new(left, top),
+        Size::new((right - left).max(0) as u32, (bottom - top).max(0) as u32),
+    )
+}
+
 fn rgb(text: &str) -> Rgb888 {
     let [r, g, b] = parse_color(text).unwrap_or([255, 255, 255]);
     Rgb888::new(r, g, b)
@@ -273,6 +346,47 @@ mod tests {
         assert_eq!(
             place(Anchor::Center, 16, size, picture),
             Point::new(270, 160)
+        );
+    }
+
+    #[test]
+    fn masks_follow_the_picture_size_rounding_outwards() {
+        let hd = Size::new(1280, 720);
+        let rect = [101, 51, 99, 49];
+        // Measured in the picture drawn on: as it is.
+        assert_eq!(
+            scaled(rect, [0, 0], hd),
+            Rectangle::new(Point::new(101, 51), Size::new(99, 49))
+        );
+        // Drawn at 1280x720, shown at 640x360: half, never smaller.
+        assert_eq!(
+            scaled(rect, [1280, 720], Size::new(640, 360)),
+            Rectangle::new(Point::new(50, 25), Size::new(50, 25))
+        );
+        // And at 1920x1080: one and a half.
+        assert_eq!(
+            scaled([100, 50, 100, 50], [1280, 720], Size::new(1920, 1080)),
+            Rectangle::new(Point::new(150, 75), Size::new(150, 75))
+        );
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_read_is_refused_naming_its_layer() {
+        let overlay = Overlay::default();
+        let layer = LayerConfig {
+            name: "logo".to_owned(),
+            kind: LayerKind::Image,
+            file: "/nonexistent/logo.png".to_owned(),
+            ..LayerConfig::default()
+        };
+        let err = overlay
+            .set_layers(&OverlayConfig {
+                layers: vec![layer],
+            })
+            .unwrap_err();
+        assert!(
+            err.contains("\"logo\"") && err.contains("cannot open"),
+            "{err}"
         );
     }
 

@@ -203,6 +203,58 @@ impl<'a> Planes<'a> {
     }
 }
 
+impl Planes<'_> {
+    /// Blends `sprite` (an image layer) with `origin` at its top left: each
+    /// pixel with its own alpha times the layer's opacity. Chroma comes from
+    /// the sprite pixel at each 2x2 block's even corner.
+    pub fn blend_sprite(&mut self, sprite: &super::sprite::Sprite, origin: Point) {
+        let Some(area) = self.drawable(&Rectangle::new(origin, sprite.size)) else {
+            return;
+        };
+        let opacity = self.alpha;
+        for y in area.rows() {
+            for x in area.columns() {
+                if self.kept_out(Point::new(x, y)) {
+                    continue;
+                }
+                let (color, alpha) = sprite.at((x - origin.x) as u32, (y - origin.y) as u32);
+                let alpha = (u32::from(alpha) * opacity) >> 8;
+                if alpha == 0 {
+                    continue;
+                }
+                self.blend_pixel(x as usize, y as usize, color, alpha);
+            }
+        }
+    }
+
+    /// One pixel, and its block's chroma when it is the block's even corner.
+    fn blend_pixel(&mut self, x: usize, y: usize, color: Yuv, alpha: u32) {
+        if let Some(pixel) = self.luma.data.get_mut(y * self.luma.stride + x) {
+            *pixel = blend(*pixel, color.y, alpha);
+        }
+        if !(x.is_multiple_of(2) && y.is_multiple_of(2)) {
+            return;
+        }
+        let (column, row) = (x / 2, y / 2);
+        match self.chroma {
+            Chroma::Planar => {
+                for (plane, value) in [(&mut self.first, color.u), (&mut self.second, color.v)] {
+                    if let Some(sample) = plane.data.get_mut(row * plane.stride + column) {
+                        *sample = blend(*sample, value, alpha);
+                    }
+                }
+            }
+            Chroma::Interleaved => {
+                let at = row * self.first.stride + column * 2;
+                if let Some(pair) = self.first.data.get_mut(at..at + 2) {
+                    pair[0] = blend(pair[0], color.u, alpha);
+                    pair[1] = blend(pair[1], color.v, alpha);
+                }
+            }
+        }
+    }
+}
+
 impl OriginDimensions for Planes<'_> {
     fn size(&self) -> Size {
         self.size
@@ -335,6 +387,26 @@ mod tests {
         // Black is Y 16: halfway from 100 is 58.
         assert_eq!(&y[0..8], &[100, 100, 100, 100, 58, 58, 58, 58]);
         assert_eq!(&y[16..24], &[58; 8]);
+    }
+
+    #[test]
+    fn a_sprite_blends_each_pixel_with_its_alpha_and_the_opacity() {
+        use crate::overlay::sprite::{tests::png, Sprite};
+        // White: opaque on the left column, alpha 128 on the right.
+        let bytes = png(2, 2, |x, _| [255, 255, 255, if x == 0 { 255 } else { 128 }]);
+        let sprite = Sprite::decode(&bytes[..], 1).unwrap();
+        let (mut y, mut u, mut v) = frame();
+        let mut planes = i420(&mut y, &mut u, &mut v);
+        planes.blend_sprite(&sprite, Point::new(2, 0));
+        planes.set_opacity(50);
+        planes.blend_sprite(&sprite, Point::new(5, 2));
+        // White is Y 235. Alpha 128 is 129/256: 100 → 168. At 50 %
+        // opacity the opaque pixel goes half way (167), the other a
+        // quarter (133).
+        assert_eq!(&y[0..8], &[100, 100, 235, 168, 100, 100, 100, 100]);
+        assert_eq!(&y[16..24], &[100, 100, 100, 100, 100, 167, 133, 100]);
+        // White's chroma is neutral: unchanged.
+        assert_eq!(u, vec![128; 8]);
     }
 
     #[test]
