@@ -128,7 +128,7 @@ fn share(luma: &[u8], [x, y, w, h]: [u32; 4], test: impl Fn(u8) -> bool) -> f64 
 }
 
 /// The privacy picture: no stamp, and a plain grey band across the top
-/// (the test pattern's colour bars run across it).
+/// (the test pattern has its stamp there, black and white).
 fn private(luma: &[u8]) -> bool {
     let band = [0, 0, WIDTH as u32, 60];
     stamp::read(WIDTH, HEIGHT, luma, WIDTH).is_none()
@@ -524,6 +524,37 @@ fn image_layers_and_masks_measured_in_another_size() {
     let door: serde_json::Value =
         serde_json::from_str(&common::http_with("GET", &url, &[&admin], None).body).expect("JSON");
     assert_eq!(door["size"], serde_json::json!([640, 360]));
+
+    // Every kind at once, kept as a picture: target/test-artifacts/overlay.png.
+    let label = "[[overlay.layers]]\nname = \"label\"\nkind = \"text\"\n\
+                 text = \"{camera} {fps} fps #{frame_id}\"\nanchor = \"bottom-left\"\n\
+                 [[overlay.layers]]\nname = \"clock\"\nkind = \"clock\"\n";
+    let everything = format!(
+        "{label}[[overlay.layers]]\nname = \"logo\"\nkind = \"image\"\nfile = \"{}\"\n\
+         anchor = \"bottom-right\"\nmargin = 8\n\
+         [[overlay.layers]]\nname = \"window\"\nkind = \"mask\"\ncolor = \"#000000\"\n\
+         size = [1280, 720]\nrects = [[800, 100, 320, 160]]\n",
+        logo.display()
+    );
+    let changed = edgecam.patch_config(&everything);
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let artifacts =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    std::thread::sleep(Duration::from_secs(1));
+    let grabbed = common::run_for(
+        std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-rtsp_transport", "tcp", "-i"])
+            .arg(edgecam.url())
+            .args(["-frames:v", "1"])
+            .arg(artifacts.join("overlay.png")),
+        Duration::from_secs(30),
+    );
+    assert!(
+        grabbed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&grabbed.stderr)
+    );
 
     // A file that is not a PNG is refused naming the layer; nothing changes.
     let broken = dir.path().join("broken.png");
