@@ -277,6 +277,21 @@ fn layers_change_live_under_a_viewer_and_keep_off_the_stamp() {
     );
 }
 
+/// Waits until both viewers show `what` (seconds since asked; HLS lags by
+/// its segments).
+fn both_show(rtsp: &Viewer, hls: &Viewer, test: impl Fn(&[u8]) -> bool, what: &str) -> f64 {
+    let asked = Instant::now();
+    assert!(
+        rtsp.shows(asked, Duration::from_secs(10), &test),
+        "RTSP: no {what}"
+    );
+    assert!(
+        hls.shows(asked, Duration::from_secs(40), &test),
+        "HLS: no {what}"
+    );
+    asked.elapsed().as_secs_f64()
+}
+
 /// Privacy mode through the API, watched by an RTSP and an HLS viewer that
 /// stay connected: the camera closes (no frame captured) and both show the
 /// privacy picture, then the camera again; the state is in the metrics,
@@ -321,19 +336,8 @@ fn privacy_mode_closes_the_camera_under_connected_viewers() {
     assert_eq!(privacy("{\"on\": 1}").status, 400);
     let on = privacy("{\"enabled\": true}");
     assert_eq!(on.status, 200, "{}", on.body);
-    let switched = Instant::now();
-    assert!(
-        rtsp.shows(switched, Duration::from_secs(10), private),
-        "RTSP: no privacy picture"
-    );
-    assert!(
-        hls.shows(switched, Duration::from_secs(40), private),
-        "HLS: no privacy picture"
-    );
-    println!(
-        "privacy picture at the RTSP and HLS viewers within {:.1} s",
-        switched.elapsed().as_secs_f64()
-    );
+    let took = both_show(&rtsp, &hls, private, "the privacy picture");
+    println!("privacy picture at the RTSP and HLS viewers within {took:.1} s");
     assert_eq!(edgecam.metric("edgecam_privacy_mode"), Some(1.0));
     assert_eq!(edgecam.metric("edgecam_camera_live"), Some(0.0));
     let captured = edgecam.metric("edgecam_captured_frames_total");
@@ -353,19 +357,8 @@ fn privacy_mode_closes_the_camera_under_connected_viewers() {
 
     let off = privacy("{\"enabled\": false}");
     assert_eq!(off.status, 200, "{}", off.body);
-    let reopened = Instant::now();
-    assert!(
-        rtsp.shows(reopened, Duration::from_secs(10), live),
-        "RTSP: no camera after privacy"
-    );
-    assert!(
-        hls.shows(reopened, Duration::from_secs(40), live),
-        "HLS: no camera after privacy"
-    );
-    println!(
-        "the camera back at both viewers within {:.1} s",
-        reopened.elapsed().as_secs_f64()
-    );
+    let took = both_show(&rtsp, &hls, live, "the camera");
+    println!("the camera back at both viewers within {took:.1} s");
     assert_eq!(edgecam.metric("edgecam_privacy_mode"), Some(0.0));
     assert!(rtsp.playing() && hls.playing(), "a viewer was dropped");
     assert_eq!(
