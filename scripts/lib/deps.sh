@@ -9,7 +9,8 @@ APT_UPDATED=""
 # Building and running: the GStreamer libraries edgecam links, the plugins
 # holding the elements it creates (videotestsrc, v4l2src, jpegdec, x264enc,
 # openh264enc, h264parse, rtph264pay; avdec_h264 for cameras sending H.264;
-# textoverlay for the NO SIGNAL slate, which Debian ships in gstreamer1.0-x),
+# textoverlay for the NO SIGNAL slate, which Debian ships in gstreamer1.0-x;
+# rtspclientsink, for publishing to RTSP servers, in gstreamer1.0-rtsp),
 # and libclang, which the v4l crate's bindgen needs to read the kernel's
 # V4L2 headers.
 BUILD_PACKAGES=(
@@ -18,6 +19,7 @@ BUILD_PACKAGES=(
   libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-nice
+  gstreamer1.0-rtsp
 )
 # Testing: the real clients the tests play the stream with.
 # promtool (package prometheus) checks the /metrics exposition; Chromium

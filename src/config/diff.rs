@@ -127,15 +127,45 @@ pub fn leaves(config: &Config) -> Vec<(String, Value)> {
     out
 }
 
-fn redact(key: &str, value: Value) -> Value {
-    let secret = super::patch::SECRETS
+/// `config` as JSON with every secret that has a value redacted: for
+/// whatever shows settings to anyone but the file's owner.
+pub fn redacted_json(config: &Config) -> Value {
+    let mut value = serde_json::to_value(config).unwrap_or_default();
+    let keys = super::patch::SECRETS
         .iter()
-        .any(|(table, name)| key == format!("{table}.{name}"));
-    if secret && value.as_str().is_some_and(|s| !s.is_empty()) {
-        Value::String(super::patch::REDACTED.to_owned())
-    } else {
-        value
+        .map(|(table, key)| (*table, *key))
+        .chain(
+            super::patch::LISTED_SECRETS
+                .iter()
+                .map(|(table, list, _)| (*table, *list)),
+        );
+    for (table, key) in keys {
+        if let Some(leaf) = value.get_mut(table).and_then(|t| t.get_mut(key)) {
+            *leaf = redact(&format!("{table}.{key}"), leaf.take());
+        }
     }
+    value
+}
+
+fn redact(key: &str, value: Value) -> Value {
+    let hidden = || Value::String(super::patch::REDACTED.to_owned());
+    let filled = |value: &Value| value.as_str().is_some_and(|s| !s.is_empty());
+    if super::patch::is_secret(key) && filled(&value) {
+        return hidden();
+    }
+    let (Some(keys), Value::Array(mut entries)) =
+        (super::patch::listed_secrets(key), value.clone())
+    else {
+        return value;
+    };
+    for entry in &mut entries {
+        for key in keys {
+            if let Some(secret) = entry.get_mut(*key).filter(|v| filled(v)) {
+                *secret = hidden();
+            }
+        }
+    }
+    Value::Array(entries)
 }
 
 fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
@@ -157,6 +187,23 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_never_in_the_json_shown() {
+        let mut config = Config::default();
+        config.rtsp.password = "pw".to_owned();
+        config.publish.targets = vec![crate::config::PublishTarget {
+            name: "t".to_owned(),
+            key: "stream-key".to_owned(),
+            ..Default::default()
+        }];
+        let shown = redacted_json(&config).to_string();
+        assert!(
+            !shown.contains("\"pw\"") && !shown.contains("stream-key"),
+            "{shown}"
+        );
+        assert!(shown.contains(super::super::patch::REDACTED));
+    }
 
     #[test]
     fn each_change_says_what_it_takes() {

@@ -9,6 +9,7 @@ pub mod diff;
 mod outputs;
 pub mod overlay;
 pub mod patch;
+pub mod publish;
 mod schema;
 pub mod store;
 pub mod units;

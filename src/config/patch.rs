@@ -14,6 +14,62 @@ pub const SECRETS: [(&str, &str); 4] = [
     ("webrtc", "turn_server"),
 ];
 
+/// Secrets in lists of tables: (section, list, keys). Each entry is told
+/// from the others by its `name`.
+pub const LISTED_SECRETS: [(&str, &str, &[&str]); 1] =
+    [("publish", "targets", &["password", "passphrase", "key"])];
+
+/// Whether the dotted `key` (a leaf of the typed configuration) holds a
+/// secret, or a list holding some.
+pub fn is_secret(key: &str) -> bool {
+    SECRETS
+        .iter()
+        .any(|(table, name)| key == format!("{table}.{name}"))
+}
+
+/// The keys of list `key`'s entries that are secrets, if it is such a list.
+pub fn listed_secrets(key: &str) -> Option<&'static [&'static str]> {
+    LISTED_SECRETS
+        .iter()
+        .find(|(table, list, _)| key == format!("{table}.{list}"))
+        .map(|(_, _, keys)| *keys)
+}
+
+/// The entries of list `table.list` in `document`, whether written as
+/// `[[table.list]]` or inline.
+fn entries<'a>(
+    document: &'a mut DocumentMut,
+    table: &str,
+    list: &str,
+) -> Vec<&'a mut dyn toml_edit::TableLike> {
+    let Some(item) = document
+        .get_mut(table)
+        .and_then(|t| t.as_table_like_mut())
+        .and_then(|t| t.get_mut(list))
+    else {
+        return Vec::new();
+    };
+    match item {
+        Item::ArrayOfTables(tables) => tables
+            .iter_mut()
+            .map(|t| t as &mut dyn toml_edit::TableLike)
+            .collect(),
+        Item::Value(toml_edit::Value::Array(values)) => values
+            .iter_mut()
+            .filter_map(|v| v.as_inline_table_mut())
+            .map(|t| t as &mut dyn toml_edit::TableLike)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Sets `value` to `text`, keeping its comments.
+fn replace_keeping_decor(value: &mut toml_edit::Value, text: &str) {
+    let decor = value.decor().clone();
+    *value = text.into();
+    *value.decor_mut() = decor;
+}
+
 /// What a redacted secret reads as; writing it back keeps the secret.
 pub const REDACTED: &str = "<redacted>";
 
@@ -102,9 +158,18 @@ pub fn redact(text: &str) -> String {
             .and_then(|t| t.get_mut(key))
         {
             if value.as_str().is_some_and(|s| !s.is_empty()) {
-                let decor = value.decor().clone();
-                *value = REDACTED.into();
-                *value.decor_mut() = decor;
+                replace_keeping_decor(value, REDACTED);
+            }
+        }
+    }
+    for (table, list, keys) in LISTED_SECRETS {
+        for entry in entries(&mut document, table, list) {
+            for key in keys {
+                if let Some(value) = entry.get_mut(key).and_then(|i| i.as_value_mut()) {
+                    if value.as_str().is_some_and(|s| !s.is_empty()) {
+                        replace_keeping_decor(value, REDACTED);
+                    }
+                }
             }
         }
     }
@@ -133,9 +198,44 @@ pub fn restore_secrets(incoming: &str, current: &str) -> String {
             .and_then(|t| t.get_mut(key))
         {
             if value.as_str() == Some(REDACTED) {
-                let decor = value.decor().clone();
-                *value = secret.into();
-                *value.decor_mut() = decor;
+                replace_keeping_decor(value, &secret);
+            }
+        }
+    }
+    let mut current = current;
+    for (table, list, keys) in LISTED_SECRETS {
+        // Each entry's secrets in the running file, by the entry's name.
+        let known: Vec<(String, Vec<(&str, String)>)> = entries(&mut current, table, list)
+            .into_iter()
+            .map(|entry| {
+                let name = entry
+                    .get("name")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
+                let secrets = keys
+                    .iter()
+                    .map(|key| {
+                        let value = entry.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+                        (*key, value.to_owned())
+                    })
+                    .collect();
+                (name.to_owned(), secrets)
+            })
+            .collect();
+        for entry in entries(&mut document, table, list) {
+            let name = entry
+                .get("name")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let Some((_, secrets)) = known.iter().find(|(known, _)| known == name) else {
+                continue;
+            };
+            for (key, secret) in secrets {
+                if let Some(value) = entry.get_mut(key).and_then(|i| i.as_value_mut()) {
+                    if value.as_str() == Some(REDACTED) {
+                        replace_keeping_decor(value, secret);
+                    }
+                }
             }
         }
     }
@@ -195,5 +295,32 @@ mod tests {
         );
         assert!(shown.contains("viewer_token = \"\""), "{shown}");
         assert_eq!(restore_secrets(&shown, text), text);
+    }
+
+    #[test]
+    fn secrets_in_lists_are_redacted_and_restored_by_name() {
+        let text = "[publish]\n[[publish.targets]]\nname = \"a\"\nurl = \"rtsp://h/a\"\n\
+                    password = \"pw-a\"\n\n[[publish.targets]]\nname = \"b\"\n\
+                    url = \"rtmp://h/live\"\nkey = \"key-b\"\n";
+        let shown = redact(text);
+        assert!(
+            !shown.contains("pw-a") && !shown.contains("key-b"),
+            "{shown}"
+        );
+        assert_eq!(restore_secrets(&shown, text), text);
+        // The same entries sent back in another order keep their own.
+        let swapped = "[[publish.targets]]\nname = \"b\"\nkey = \"<redacted>\"\n\n\
+                       [[publish.targets]]\nname = \"a\"\npassword = \"<redacted>\"\n";
+        let restored = restore_secrets(swapped, text);
+        assert!(
+            restored.contains("name = \"b\"\nkey = \"key-b\""),
+            "{restored}"
+        );
+        assert!(
+            restored.contains("name = \"a\"\npassword = \"pw-a\""),
+            "{restored}"
+        );
+        let inline = "publish.targets = [{ name = \"a\", password = \"pw\" }]\n";
+        assert!(!redact(inline).contains("\"pw\""), "{}", redact(inline));
     }
 }

@@ -12,6 +12,7 @@ pub use super::board::{GpioBackend, GpioConfig, GpioLine, PrivacyConfig};
 use super::diff::{Effect, Effects};
 pub use super::outputs::*;
 pub use super::overlay::{Anchor, LayerConfig, LayerKind, OverlayConfig};
+pub use super::publish::{Protocol, PublishAudio, PublishConfig, PublishTarget};
 use super::units::Span;
 
 pub const DEFAULT_WIDTH: u32 = 1280;
@@ -47,11 +48,12 @@ pub struct Config {
     pub overlay: OverlayConfig,
     pub privacy: PrivacyConfig,
     pub gpio: GpioConfig,
+    pub publish: PublishConfig,
 }
 
 impl Config {
     /// Each section's name and the effects of its keys.
-    pub const SECTIONS: [(&'static str, Effects); 15] = [
+    pub const SECTIONS: [(&'static str, Effects); 16] = [
         ("camera", CameraConfig::EFFECTS),
         ("encoder", EncoderConfig::EFFECTS),
         ("rtsp", RtspConfig::EFFECTS),
@@ -67,6 +69,7 @@ impl Config {
         ("overlay", OverlayConfig::EFFECTS),
         ("privacy", PrivacyConfig::EFFECTS),
         ("gpio", GpioConfig::EFFECTS),
+        ("publish", PublishConfig::EFFECTS),
     ];
 }
 

@@ -254,6 +254,7 @@ pub fn validate(config: &Config) -> Result<(), Invalid> {
     )?;
     super::overlay::validate(&config.overlay, (camera.width, camera.height))?;
     super::board::validate(&config.gpio)?;
+    super::publish::validate(&config.publish)?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             )],
             prometheus::render(
                 &sample,
+                &state.metrics.camera(),
                 &state.inventory.summarize(),
                 &state.config.reloads(),
             ),

@@ -22,7 +22,8 @@ use super::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Response {
     let registry = &state.metrics.registry;
-    let config = serde_json::to_value(state.config.config().await).unwrap_or_default();
+    // Viewers read this: no secret of any output's settings is shown.
+    let config = crate::config::diff::redacted_json(&state.config.config().await);
     let viewers = registry.viewer_counts();
     let mut outputs = serde_json::to_value(registry.outputs()).unwrap_or_default();
     if let Value::Object(outputs) = &mut outputs {

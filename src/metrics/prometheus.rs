@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::registry::OutputState;
-use super::Sample;
+use super::{CameraDescription, Sample};
 use crate::pipeline::inventory::PipelineSummary;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,6 +44,7 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: Option<f64>) {
 /// stateless: the sampler owns the numbers, this only formats them.
 pub fn render(
     sample: &Sample,
+    camera: &CameraDescription,
     pipelines: &[PipelineSummary],
     reloads: &BTreeMap<&'static str, u64>,
 ) -> String {
@@ -262,6 +263,8 @@ pub fn render(
         restarts,
     );
     output_counters(&mut registry, sample);
+    publish_targets(&mut registry, sample);
+    camera_info(&mut registry, camera);
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &registry);
@@ -290,6 +293,56 @@ fn output_counters(registry: &mut Registry, sample: &Sample) {
     }
 }
 
+/// Each publish target's connection: 1 while it sends (its counters are
+/// the output's, above).
+fn publish_targets(registry: &mut Registry, sample: &Sample) {
+    let Some(report) = sample.outputs.get("publish") else {
+        return;
+    };
+    let targets = report.description["targets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let up = Family::<Vec<(String, String)>, Gauge>::default();
+    for target in &targets {
+        let name = target["name"].as_str().unwrap_or_default().to_owned();
+        let sending = target["state"] == "publishing";
+        up.get_or_create(&vec![("target".to_owned(), name)])
+            .set(i64::from(sending));
+    }
+    registry.register(
+        "publish_up",
+        "1 while a publish target is connected and sending, per target",
+        up,
+    );
+}
+
+/// What runs, as an info metric: many boards are told apart by the
+/// scrape's `instance`, and what each runs is one series, not a label on
+/// every other.
+fn camera_info(registry: &mut Registry, camera: &CameraDescription) {
+    let text = |value: &serde_json::Value| match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let labels = vec![
+        ("camera".to_owned(), text(&camera.camera["source"])),
+        ("capture".to_owned(), text(&camera.camera["capture"])),
+        ("encoder".to_owned(), text(&camera.encoder["element"])),
+        (
+            "passthrough".to_owned(),
+            text(&camera.encoder["passthrough"]),
+        ),
+        ("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+    ];
+    registry.register(
+        "camera",
+        "The camera and encoder that run now",
+        prometheus_client::metrics::info::Info::new(labels),
+    );
+}
+
 /// prometheus-client writes OpenMetrics, where a counter's HELP and TYPE
 /// name it without `_total` and the body ends with `# EOF`. The classic
 /// text format (what Prometheus scrapes as text/plain and what `promtool
@@ -299,6 +352,12 @@ fn to_text_format(openmetrics: &str) -> String {
     let counters: Vec<&str> = openmetrics
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    // OpenMetrics' info type is a gauge of 1 named `_info` in the classic
+    // format, which has no info type.
+    let infos: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" info"))
         .collect();
     let mut text = String::with_capacity(openmetrics.len());
     for line in openmetrics.lines().filter(|line| *line != "# EOF") {
@@ -311,6 +370,10 @@ fn to_text_format(openmetrics: &str) -> String {
                 let name = rest.split(' ').next().unwrap_or_default();
                 if counters.contains(&name) {
                     text.push_str(&format!("{prefix}{name}_total{}", &rest[name.len()..]));
+                } else if infos.contains(&name) && prefix == "# TYPE " {
+                    text.push_str(&format!("{prefix}{name}_info gauge"));
+                } else if infos.contains(&name) {
+                    text.push_str(&format!("{prefix}{name}_info{}", &rest[name.len()..]));
                 } else {
                     text.push_str(line);
                 }
@@ -325,6 +388,16 @@ fn to_text_format(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::to_text_format;
+
+    #[test]
+    fn infos_become_gauges_named_by_their_samples() {
+        let open =
+            "# HELP a_camera What runs.\n# TYPE a_camera info\na_camera_info{x=\"y\"} 1\n# EOF\n";
+        assert_eq!(
+            to_text_format(open),
+            "# HELP a_camera_info What runs.\n# TYPE a_camera_info gauge\na_camera_info{x=\"y\"} 1\n"
+        );
+    }
 
     #[test]
     fn counters_are_named_by_their_samples() {

@@ -167,6 +167,16 @@ impl Registry {
         });
     }
 
+    /// A running output whose state changes as it runs (a publish target
+    /// connecting again) says so; ignored unless it runs.
+    pub fn describe(&self, name: &'static str, description: serde_json::Value) {
+        self.update(name, |o| {
+            if o.state == OutputState::Running {
+                o.description = description;
+            }
+        });
+    }
+
     pub fn off(&self, name: &'static str) {
         self.update(name, |o| {
             o.state = OutputState::Stopped;

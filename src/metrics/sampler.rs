@@ -151,6 +151,11 @@ impl Metrics {
         self.samples.subscribe()
     }
 
+    /// The camera and encoder that run now.
+    pub fn camera(&self) -> CameraDescription {
+        self.camera.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
     pub fn latest(&self) -> Option<Sample> {
         self.latest.borrow().clone()
     }

@@ -17,6 +17,7 @@
 pub mod hls;
 pub mod metrics_ws;
 pub mod mjpeg;
+pub mod publish;
 pub mod rtsp;
 pub mod webrtc;
 pub mod ws_frames;
@@ -43,6 +44,7 @@ pub fn catalogue() -> Vec<Arc<dyn Output>> {
         Arc::new(mjpeg::Mjpeg::default()),
         Arc::new(ws_frames::WsFrames::default()),
         Arc::new(webrtc::Webrtc::default()),
+        Arc::new(publish::Publish),
     ]
 }
 
