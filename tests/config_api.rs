@@ -326,6 +326,27 @@ fn every_guarded_route_wants_its_token() {
     );
     // …while everyone else is served.
     assert_eq!(http_with("GET", &url, &[&right], None).status, 200);
+    // The wait is said, in seconds, and only admin routes wait: a mistyped
+    // admin token does not freeze the video or the metrics on that laptop.
+    let waiting = http_from(Some("127.0.0.200"), "GET", &url, &[&right], None);
+    let said: serde_json::Value = serde_json::from_str(&waiting.body).expect("JSON");
+    let left = said["retry_after_s"].as_u64().expect("seconds left");
+    assert!((1..=60).contains(&left), "{}", waiting.body);
+    assert!(said["error"]
+        .as_str()
+        .is_some_and(|e| e.contains(&format!("{left} s"))));
+    let metrics_url = edgecam.http_url("/metrics?token=test-viewer-token");
+    assert_eq!(
+        http_from(Some("127.0.0.200"), "GET", &metrics_url, &[], None).status,
+        200,
+        "viewing waits for the admin token's lockout"
+    );
+    // A body over the limit is refused in the same JSON as every API error.
+    let huge = "#".repeat(70 * 1024);
+    let too_big = http_with("PUT", &url, &[&right], Some(&huge));
+    assert_eq!(too_big.status, 413, "{}", too_big.body);
+    let said: serde_json::Value = serde_json::from_str(&too_big.body).expect("413 as JSON");
+    assert!(said["error"].is_string(), "{}", too_big.body);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Tokens: an admin token for everything that changes the board, and an
 //! optional viewer token for video and metrics. Compared in constant time;
-//! a client that keeps failing is slowed down.
+//! a client that keeps failing is slowed down — for what it failed at only:
+//! a mistyped admin token must not freeze the video on the same laptop.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +25,7 @@ const FAILURES_ALLOWED: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Who a route is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Admin,
     Viewer,
@@ -34,7 +35,8 @@ pub enum Role {
 pub struct Guard {
     admin: [u8; 32],
     viewer: Option<[u8; 32]>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Failures per address and per role tried, and since when.
+    failures: Mutex<HashMap<(IpAddr, Role), (u32, Instant)>>,
 }
 
 pub type SharedGuard = Arc<Guard>;
@@ -71,24 +73,25 @@ impl Guard {
         }
     }
 
-    /// Counts a failure; true when the address has failed too often.
-    fn fail(&self, from: IpAddr) -> bool {
+    /// Counts a failure at `role` from `from`; the wait left when it has
+    /// failed too often.
+    fn fail(&self, from: IpAddr, role: Role) -> Option<Duration> {
         let Ok(mut failures) = self.failures.lock() else {
-            return false;
+            return None;
         };
         let now = Instant::now();
         failures.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
-        let entry = failures.entry(from).or_insert((0, now));
+        let entry = failures.entry((from, role)).or_insert((0, now));
         entry.0 += 1;
-        entry.0 > FAILURES_ALLOWED
+        (entry.0 > FAILURES_ALLOWED).then(|| FAILURE_WINDOW.saturating_sub(entry.1.elapsed()))
     }
 
-    fn blocked(&self, from: IpAddr) -> bool {
-        self.failures.lock().is_ok_and(|failures| {
-            failures.get(&from).is_some_and(|(count, since)| {
-                *count >= FAILURES_ALLOWED && since.elapsed() < FAILURE_WINDOW
-            })
-        })
+    /// The wait left before `from` may try `role` again, if it must wait.
+    fn blocked(&self, from: IpAddr, role: Role) -> Option<Duration> {
+        let failures = self.failures.lock().ok()?;
+        let (count, since) = failures.get(&(from, role))?;
+        let left = FAILURE_WINDOW.saturating_sub(since.elapsed());
+        (*count >= FAILURES_ALLOWED && !left.is_zero()).then_some(left)
     }
 }
 
@@ -114,14 +117,31 @@ fn presented(request: &Request, role: Role) -> Option<String> {
 
 fn refuse(status: StatusCode, message: &str) -> Response {
     let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
-    let headers = response.headers_mut();
-    if status == StatusCode::UNAUTHORIZED {
-        headers.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"edgecam\""),
-        );
-    } else {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"edgecam\""),
+    );
+    response
+}
+
+/// 429 for `role` from this address, saying how long is left (in the body
+/// and in `Retry-After`, whole seconds rounded up).
+fn wait_out(role: Role, left: Duration) -> Response {
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let what = match role {
+        Role::Admin => "the admin token",
+        Role::Viewer => "the viewer token",
+    };
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(serde_json::json!({
+            "error": format!("too many wrong attempts at {what} from this address; try again in {seconds} s"),
+            "retry_after_s": seconds,
+        })),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
 }
@@ -135,23 +155,17 @@ pub async fn require(
     next: Next,
 ) -> Response {
     let from = peer.ip();
-    if guard.blocked(from) {
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; wait a minute",
-        );
+    if let Some(left) = guard.blocked(from, role) {
+        return wait_out(role, left);
     }
     let token = presented(&request, role);
     if guard.grants(role, token.as_deref()) {
         return next.run(request).await;
     }
-    let limited = guard.fail(from);
+    let limited = guard.fail(from, role);
     tracing::warn!(client = %from, path = %request.uri().path(), "refused: wrong or missing token");
-    if limited {
-        refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many failed attempts; wait a minute",
-        )
+    if let Some(left) = limited {
+        wait_out(role, left)
     } else {
         let wanted = match role {
             Role::Admin => "the admin token (Authorization: Bearer TOKEN)",
@@ -265,15 +279,23 @@ mod tests {
     }
 
     #[test]
-    fn repeated_failures_are_blocked() {
+    fn repeated_failures_block_that_address_for_that_role_only() {
         let guard = Guard::new("admin", None);
         let ip: IpAddr = "10.0.0.9".parse().unwrap();
         for _ in 0..FAILURES_ALLOWED {
-            assert!(!guard.fail(ip));
+            assert!(guard.fail(ip, Role::Admin).is_none());
         }
-        assert!(guard.fail(ip));
-        assert!(guard.blocked(ip));
-        assert!(!guard.blocked("10.0.0.8".parse().unwrap()));
+        let left = guard.fail(ip, Role::Admin).unwrap();
+        assert!(
+            left > Duration::from_secs(59) && left <= FAILURE_WINDOW,
+            "{left:?}"
+        );
+        assert!(guard.blocked(ip, Role::Admin).is_some());
+        // Watching goes on from the same address, and others are served.
+        assert!(guard.blocked(ip, Role::Viewer).is_none());
+        assert!(guard
+            .blocked("10.0.0.8".parse().unwrap(), Role::Admin)
+            .is_none());
     }
 
     #[test]

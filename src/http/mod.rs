@@ -183,8 +183,45 @@ pub fn router(state: AppState, output_routes: Vec<Route>) -> Router {
     }
     let router = router
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no such page\n") })
-        .layer(axum::extract::DefaultBodyLimit::max(max_body));
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(api_errors_as_json));
     with_cors(router)
+}
+
+/// Every API error answers `{"error": "…"}`, whoever made it: axum's own
+/// refusals (a body over the limit, a missing `Content-Type`) are plain
+/// text, which a page cannot show beside the others. (Media routes keep
+/// what their players expect.)
+async fn api_errors_as_json(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::CONTENT_TYPE;
+    use axum::response::IntoResponse;
+    let api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    (parts, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
 /// `router` behind [`cors`]. tower-http answers every OPTIONS as a CORS
