@@ -22,6 +22,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/css; charset=utf-8",
         include_bytes!("../../assets/style.css"),
     ),
+    (
+        "settings.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/settings.js"),
+    ),
+    (
+        "settings.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/settings.css"),
+    ),
     // hls.js, pinned and vendored from npm: see assets/vendor/hls.js/VERSION.
     (
         "hls.light.min.js",
@@ -36,6 +46,20 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 
 const INDEX: &str = include_str!("../../assets/index.html");
+const SETTINGS: &str = include_str!("../../assets/settings.html");
+
+/// The settings page. It holds no data: everything it shows comes from the
+/// API, with the admin token the person signs in with.
+pub async fn settings() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        SETTINGS,
+    )
+        .into_response()
+}
 
 /// The dashboard; with mjpg-streamer's `?action=stream|snapshot` (what
 /// OctoPrint and others are set up with), the MJPEG stream or a snapshot.

@@ -72,6 +72,7 @@ pub struct AppState {
 /// theirs (see [`Route`]); `app::routes` lists them all.
 pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/", Access::Open),
+    ("GET", "/settings", Access::Open),
     ("GET", "/assets/{name}", Access::Open),
     ("GET", "/healthz", Access::Open),
     ("GET", "/metrics", Access::Viewer),
@@ -121,6 +122,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
     use axum::routing::{delete, patch, post, put};
     Some(match (method, path) {
         ("GET", "/") => get(dashboard::index),
+        ("GET", "/settings") => get(dashboard::settings),
         ("GET", "/assets/{name}") => get(dashboard::asset),
         ("GET", "/healthz") => get(health::healthz),
         ("GET", "/metrics") => get(metrics::metrics),
