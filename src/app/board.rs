@@ -47,11 +47,13 @@ fn run(lines: &mut Lines, parts: &Parts) {
     let mut failing = false;
     loop {
         let now = Instant::now();
-        let status = status(parts);
+        // One copy of the latest sample a tick (it changes ten times a
+        // second; the lines are looked at a hundred).
+        let sample = parts.metrics.latest();
+        let status = status(parts, sample.as_ref());
         if status != shown.0 {
             shown = (status, now);
         }
-        let sample = parts.metrics.latest();
         let private = sample.as_ref().is_some_and(|s| s.camera.state == "private");
         let watched = sample.as_ref().is_some_and(|s| s.viewers() > 0) && !private;
         let mut outcome = Ok(());
@@ -84,14 +86,14 @@ fn run(lines: &mut Lines, parts: &Parts) {
     }
 }
 
-fn status(parts: &Parts) -> Status {
+fn status(parts: &Parts, sample: Option<&crate::metrics::Sample>) -> Status {
     match progress::health(&parts.counters, FRESH) {
         Health::NoFrameYet => Status::Starting,
         Health::Stalled { .. } => Status::Stalled,
-        Health::Streaming { .. } => match parts.metrics.latest() {
-            Some(sample) if sample.camera.state == "lost" => Status::CameraLost,
-            _ => Status::Streaming,
-        },
+        Health::Streaming { .. } if sample.is_some_and(|s| s.camera.state == "lost") => {
+            Status::CameraLost
+        }
+        Health::Streaming { .. } => Status::Streaming,
     }
 }
 
