@@ -51,12 +51,18 @@ const SETTINGS: &str = include_str!("../../assets/settings.html");
 /// The settings page. It holds no data: everything it shows comes from the
 /// API, with the admin token the person signs in with.
 pub async fn settings() -> Response {
+    page(SETTINGS)
+}
+
+/// A page of ours; no-cache, as the assets: a browser revalidates after an
+/// upgrade of the binary.
+fn page(html: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        SETTINGS,
+        html,
     )
         .into_response()
 }
@@ -80,14 +86,7 @@ pub async fn index(RawQuery(query): RawQuery) -> Response {
             .unwrap_or_default();
         return Redirect::temporary(&format!("{target}{token}")).into_response();
     }
-    (
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        INDEX,
-    )
-        .into_response()
+    page(INDEX)
 }
 
 pub async fn asset(Path(name): Path<String>) -> Response {
