@@ -31,7 +31,7 @@ pub async fn set(State(state): State<AppState>, body: Bytes) -> Response {
             "send {\"enabled\": true} or {\"enabled\": false}".to_owned(),
         );
     };
-    let revision = state.config.revision().await;
+    // A switch, like the outputs' start/stop: no ETag needed.
     let fragment = crate::config::PrivacyConfig::fragment(wanted.enabled);
-    super::config_api::written(state.config.patch(&fragment, &revision).await)
+    super::config_api::written(state.config.patch_current(&fragment).await)
 }
