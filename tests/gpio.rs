@@ -94,6 +94,15 @@ fn samples_over(vm: &Vm, from: f64, span: f64) -> Vec<Sample> {
     }
 }
 
+/// Whether the status LED has been on for the last `span` seconds.
+fn steady_on(samples: &[Sample], span: f64) -> bool {
+    let Some(last) = samples.last() else {
+        return false;
+    };
+    let recent: Vec<&Sample> = samples.iter().filter(|s| last.at - s.at <= span).collect();
+    recent.first().is_some_and(|s| last.at - s.at >= span * 0.9) && recent.iter().all(|s| s.status)
+}
+
 /// How long each level of the status LED lasted (s), in order.
 fn runs(samples: &[Sample]) -> Vec<(bool, f64)> {
     let mut runs: Vec<(bool, f64, f64)> = Vec::new();
@@ -158,7 +167,16 @@ fn status_led_tally_and_button_on_a_real_gpio_chip() {
     let metrics_url = vm.http_url(PORTS[1], "/metrics");
     let metrics = || http("GET", &metrics_url).body;
 
-    // Streaming: the status LED is steadily on, the tally off.
+    // Streaming: the status LED is steadily on, the tally off. The GPIO
+    // thread learns the state from the metrics sample, up to a second after
+    // /healthz, so wait for the LED to have been on longer than a slow
+    // blink's half (0.5 s) before watching it for 2 s.
+    wait_for(
+        &vm,
+        "the status LED did not settle on",
+        Duration::from_secs(30),
+        || steady_on(&samples(&vm), 0.7),
+    );
     let live = samples_over(&vm, guest_now(&vm), 2.0);
     let interval = (live.last().expect("a sample").at - live[0].at) / live.len() as f64;
     println!(
