@@ -1,42 +1,12 @@
-// The settings page: every change goes through the same API as curl and
-// `edgecam config` (validate → apply → confirm or roll back), with the admin
-// token kept in this tab's session storage — never in a URL or a cookie.
-"use strict";
-
-const $ = (id) => document.getElementById(id);
-const KEY = "edgecam-admin-token";
-let etag = null;
-
-function say(id, text, kind = "") {
-  const element = $(id);
-  element.textContent = text;
-  element.className = `message ${kind}`;
-}
-
-/// An API call with the token; the JSON error's message on failure.
-async function api(method, path, { body, headers = {} } = {}) {
-  const token = sessionStorage.getItem(KEY);
-  const response = await fetch(path, {
-    method,
-    body,
-    cache: "no-store",
-    headers: { Authorization: `Bearer ${token}`, ...headers },
-  });
-  if (response.status === 401) {
-    signOut("the token was refused; sign in again");
-    throw new Error("signed out");
-  }
-  return response;
-}
-
-async function failure(response) {
-  const text = await response.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    return { error: text || response.statusText };
-  }
-}
+// The settings page: signing in, and the parts every change goes through —
+// the same API as curl and `edgecam config`. The camera and the overlay
+// have their own modules.
+import {
+  $, KEY, api, describeChanges, element, failure, file, patch, say, settings, tomlString,
+  whenChanged, whenRefused,
+} from "./settings-core.js";
+import { loadControls, loadModes, startPicture, wireCamera } from "./settings-camera.js";
+import { loadLayers, wireOverlay } from "./settings-overlay.js";
 
 // --- signing in -----------------------------------------------------------
 
@@ -55,7 +25,7 @@ async function signIn(event) {
   sessionStorage.setItem(KEY, token);
   $("token").value = "";
   say("sign-in-message", "");
-  show();
+  await show();
 }
 
 function signOut(why = "") {
@@ -65,13 +35,19 @@ function signOut(why = "") {
   $("sign-in").hidden = false;
   say("sign-in-message", why, why ? "error" : "");
 }
+whenRefused(signOut);
 
 async function show() {
   $("sign-in").hidden = true;
   $("settings").hidden = false;
   $("sign-out").hidden = false;
-  await Promise.all([loadFile(), loadPrivacy(), loadOutputs(), loadLayers()]);
+  startPicture();
+  await Promise.all([loadFile(), loadFields(), loadPrivacy(), loadOutputs(), loadLayers(),
+    loadModes(), loadControls(), loadTokens()]);
 }
+
+// A change made through any part: the file and the fields show it.
+whenChanged(() => Promise.all([loadFile(), loadFields(), loadLayers(), loadOutputs()]));
 
 // --- the whole file ---------------------------------------------------------
 
@@ -80,10 +56,7 @@ function renumber(bad) {
   const gutter = $("gutter");
   gutter.replaceChildren();
   for (let n = 1; n <= lines; n += 1) {
-    const number = document.createElement("span");
-    number.textContent = `${n}\n`;
-    if (n === bad) number.className = "bad";
-    gutter.append(number);
+    gutter.append(element("span", { textContent: `${n}\n`, className: n === bad ? "bad" : "" }));
   }
   // Room past the last line for the text's horizontal scrollbar.
   gutter.append("\n\n");
@@ -97,29 +70,8 @@ function renumber(bad) {
 async function loadFile() {
   const response = await api("GET", "/api/config");
   $("toml").value = await response.text();
-  etag = response.headers.get("ETag");
+  file.etag = response.headers.get("ETag");
   renumber();
-  return parseToml($("toml").value);
-}
-
-/// The few keys the page shows beside the file, read from its text.
-function parseToml(text) {
-  const bitrate = /^\s*bitrate_kbps\s*=\s*(\d+)/m.exec(text.split(/^\[encoder\]/m)[1] || "");
-  if (bitrate) $("bitrate").value = bitrate[1];
-}
-
-function describeChanges(changes) {
-  if (!changes.length) return "nothing changes";
-  return changes
-    .map((c) => {
-      const effect = c.effect === "restart" ? `restarts ${c.outputs.join(", ")}` : {
-        live: "live",
-        camera: "rebuilds the camera",
-        process: "needs a restart of edgecam",
-      }[c.effect] || c.effect;
-      return `${c.key}: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)} (${effect})`;
-    })
-    .join("\n");
 }
 
 function showError(reply) {
@@ -143,14 +95,14 @@ async function apply() {
   say("file-message", "applying… (a change must keep frames flowing to be kept)");
   const response = await api("PUT", "/api/config", {
     body: $("toml").value,
-    headers: { "If-Match": etag || "" },
+    headers: { "If-Match": file.etag || "" },
   });
   const reply = await failure(response);
   if (response.ok) {
-    etag = response.headers.get("ETag");
+    file.etag = response.headers.get("ETag");
     renumber();
     say("file-message", `applied and written:\n${describeChanges(reply.changes)}`, "ok");
-    await Promise.all([loadPrivacy(), loadOutputs(), loadLayers()]);
+    await Promise.all([loadFields(), loadPrivacy(), loadOutputs(), loadLayers(), loadModes(), loadTokens()]);
   } else if (response.status === 412) {
     say("file-message", "someone else changed the configuration since you loaded it: nothing was written. " +
       "Copy your edits, press reload to see theirs, and apply again.", "error");
@@ -159,27 +111,7 @@ async function apply() {
   }
 }
 
-/// A TOML fragment merged into the file (one setting), then the file again.
-/// One key changed by someone else meanwhile does not conflict with this
-/// one: read the file again and send it once more.
-async function patch(fragment, message) {
-  const send = () => api("PATCH", "/api/config", { body: fragment, headers: { "If-Match": etag || "" } });
-  let response = await send();
-  if (response.status === 412) {
-    await loadFile();
-    response = await send();
-  }
-  const reply = await failure(response);
-  if (response.ok) {
-    say(message, describeChanges(reply.changes), "ok");
-    await loadFile();
-  } else {
-    say(message, reply.error, "error");
-  }
-  return response.ok;
-}
-
-// --- privacy, encoder, outputs, layers --------------------------------------
+// --- privacy, encoder -------------------------------------------------------
 
 async function loadPrivacy() {
   const response = await api("GET", "/api/privacy");
@@ -198,6 +130,14 @@ async function setPrivacy() {
   }
 }
 
+/// The fields beside the file, from the running configuration.
+async function loadFields() {
+  const { encoder } = await settings();
+  $("bitrate").value = encoder.bitrate_kbps;
+  $("keyframes").value = encoder.keyframe_interval;
+  $("profile").value = encoder.profile;
+}
+
 async function setBitrate() {
   const kbps = Number($("bitrate").value);
   if (!Number.isInteger(kbps) || kbps <= 0) {
@@ -207,74 +147,91 @@ async function setBitrate() {
   await patch(`[encoder]\nbitrate_kbps = ${kbps}\n`, "bitrate-message");
 }
 
+async function setStream() {
+  const frames = Number($("keyframes").value);
+  if (!Number.isInteger(frames) || frames <= 0) {
+    say("stream-message", "the keyframe interval is a whole number of frames", "error");
+    return;
+  }
+  say("stream-message", "rebuilding the camera pipeline… (viewers stay connected)");
+  await patch(`[encoder]\nkeyframe_interval = ${frames}\nprofile = ${tomlString($("profile").value)}\n`,
+    "stream-message");
+}
+
+// --- outputs ------------------------------------------------------------------
+
+/// An output's parameters, as `key = value` lines (secrets come redacted).
+function parameters(settingsOf) {
+  return Object.entries(settingsOf || {})
+    .flatMap(([section, values]) => Object.entries(values || {}).map(([key, value]) =>
+      `${section}.${key} = ${typeof value === "object" ? JSON.stringify(value) : value}`))
+    .join("\n");
+}
+
 async function loadOutputs() {
   const response = await api("GET", "/api/outputs");
   const report = await response.json();
-  const rows = Object.entries(report.outputs).map(([name, output]) => {
-    const row = document.createElement("tr");
-    row.dataset.output = name;
-    for (const text of [name, output.state, output.viewers]) {
-      const cell = document.createElement("td");
-      cell.textContent = text;
-      row.append(cell);
-    }
-    const cell = document.createElement("td");
+  const rows = Object.entries(report.outputs).flatMap(([name, output]) => {
+    const cells = [name, output.state, output.viewers].map((text) => element("td", { textContent: String(text ?? "") }));
+    const action = element("td");
     if (output.controllable) {
-      const button = document.createElement("button");
-      const action = output.state === "stopped" ? "start" : "stop";
-      button.textContent = action;
+      const verb = output.state === "stopped" ? "start" : "stop";
+      const button = element("button", { type: "button", textContent: verb });
       button.addEventListener("click", async () => {
-        const reply = await api("POST", `/api/outputs/${name}/${action}`);
-        const done = action === "stop" ? "stopped" : "started";
+        const reply = await api("POST", `/api/outputs/${name}/${verb}`);
+        const done = verb === "stop" ? "stopped" : "started";
         say("outputs-message", reply.ok ? `${name}: ${done}` : (await failure(reply)).error, reply.ok ? "ok" : "error");
         await loadOutputs();
       });
-      cell.append(button);
+      action.append(button);
     }
-    row.append(cell);
-    return row;
+    const row = element("tr", {}, ...cells, action);
+    row.dataset.output = name;
+    const shown = parameters(output.settings);
+    if (!shown) return [row];
+    const details = element("details", {}, element("summary", { textContent: "parameters" }),
+      element("pre", { textContent: shown }));
+    return [row, element("tr", { className: "parameters" }, element("td", { colSpan: 4 }, details))];
   });
   $("outputs-table").tBodies[0].replaceChildren(...rows);
 }
 
-async function loadLayers() {
-  const response = await api("GET", "/api/overlay/layers");
-  const { layers } = await response.json();
-  const rows = layers.map((layer) => {
-    const row = document.createElement("tr");
-    for (const text of [layer.name, layer.kind]) {
-      const cell = document.createElement("td");
-      cell.textContent = text;
-      row.append(cell);
-    }
-    const visible = document.createElement("input");
-    visible.type = "checkbox";
-    visible.checked = layer.visible;
-    visible.setAttribute("aria-label", `${layer.name} visible`);
-    visible.addEventListener("change", () => layerCall("PATCH", layer.name, { visible: visible.checked }));
-    const remove = document.createElement("button");
-    remove.textContent = "delete";
-    remove.addEventListener("click", () => layerCall("DELETE", layer.name));
-    for (const control of [visible, remove]) {
-      const cell = document.createElement("td");
-      cell.append(control);
-      row.append(cell);
-    }
-    return row;
-  });
-  $("layers").tBodies[0].replaceChildren(...rows);
-  if (!layers.length) say("layers-message", "no layers (add them in the file below, [[overlay.layers]])");
+// --- tokens -------------------------------------------------------------------
+
+async function loadTokens() {
+  const response = await api("GET", "/api/tokens");
+  const tokens = await response.json();
+  $("viewer-token-state").textContent = tokens.viewer_token_set
+    ? "set: video and metrics need it"
+    : "not set: anyone on the network can watch";
+  $("admin-token-from").textContent = tokens.admin_token_from;
+  $("clear-viewer").hidden = !tokens.viewer_token_set;
 }
 
-async function layerCall(method, name, body) {
-  const response = await api(method, `/api/overlay/layers/${encodeURIComponent(name)}`, {
-    body: body && JSON.stringify(body),
-  });
-  say("layers-message", response.ok ? `${name}: done` : (await failure(response)).error, response.ok ? "ok" : "error");
-  await Promise.all([loadLayers(), loadFile()]);
+async function rotate(role) {
+  const response = await api("POST", `/api/tokens/${role}`);
+  const reply = await failure(response);
+  if (!response.ok) {
+    say("tokens-message", reply.error, "error");
+    return;
+  }
+  // This tab goes on with the new admin token; the old one is refused now.
+  if (role === "admin") sessionStorage.setItem(KEY, reply.token);
+  $("new-token").textContent = reply.token;
+  $("new-token-box").hidden = false;
+  say("tokens-message", `the new ${role} token, shown this once: copy it now`, "ok");
+  await Promise.all([loadTokens(), loadFile()]);
 }
 
-// --- wiring -----------------------------------------------------------------
+async function clearViewer() {
+  const response = await api("DELETE", "/api/tokens/viewer");
+  say("tokens-message", response.ok ? "no viewer token: watching is open" : (await failure(response)).error,
+    response.ok ? "ok" : "error");
+  $("new-token-box").hidden = true;
+  await Promise.all([loadTokens(), loadFile()]);
+}
+
+// --- wiring -------------------------------------------------------------------
 
 const guarded = (action) => () => action().catch((error) => {
   if (error.message !== "signed out") say("file-message", String(error), "error");
@@ -294,5 +251,11 @@ $("reload").addEventListener("click", guarded(async () => {
 }));
 $("privacy").addEventListener("change", guarded(setPrivacy));
 $("bitrate-apply").addEventListener("click", guarded(setBitrate));
+$("stream-apply").addEventListener("click", guarded(setStream));
+$("rotate-admin").addEventListener("click", guarded(() => rotate("admin")));
+$("rotate-viewer").addEventListener("click", guarded(() => rotate("viewer")));
+$("clear-viewer").addEventListener("click", guarded(clearViewer));
+wireCamera(guarded);
+wireOverlay(guarded);
 
 if (sessionStorage.getItem(KEY)) guarded(show)();

@@ -174,7 +174,7 @@ fn bad_input_changes_nothing_and_says_where() {
         }
     }
     // A key only a restart applies is refused whole, with what it takes.
-    let reply = write(&edgecam, "PATCH", &etag, "[auth]\nviewer_token = \"new\"\n");
+    let reply = write(&edgecam, "PATCH", &etag, "[api]\nmax_body_kib = 128\n");
     assert_eq!(reply.status, 409, "{}", reply.body);
     assert!(
         reply.body.contains("\"effect\":\"process\""),
@@ -421,7 +421,7 @@ fn a_laptop_manages_the_board_with_edgecam_config() {
     assert_eq!(code, Some(0));
     assert!(out.contains("bitrate_kbps = 900"), "{out}");
 
-    let (code, out, err) = remote(&["set", "auth.viewer_token", "new"], ADMIN_TOKEN);
+    let (code, out, err) = remote(&["set", "api.max_body_kib", "128"], ADMIN_TOKEN);
     assert_eq!(code, Some(2), "{out}{err}");
     assert!(
         err.contains("refused (409)") && out.contains("(process)"),

@@ -13,7 +13,9 @@ use anyhow::{anyhow, Result};
 
 use super::camera::Camera;
 use super::http_server::HttpServer;
-use crate::config::{Config, ControlSetting, EncoderConfig, HttpConfig, JpegConfig, OverlayConfig};
+use crate::config::{
+    AuthConfig, Config, ControlSetting, EncoderConfig, HttpConfig, JpegConfig, OverlayConfig,
+};
 use crate::metrics::Metrics;
 use crate::pipeline::recovery::Timing;
 use crate::source::v4l2::SharedControls;
@@ -31,6 +33,7 @@ pub enum Step {
     Jpeg(JpegConfig),
     Overlay(OverlayConfig),
     Privacy(bool),
+    Tokens(AuthConfig),
 }
 
 impl std::fmt::Display for Step {
@@ -63,6 +66,16 @@ impl std::fmt::Display for Step {
                 write!(f, "overlay.layers = {names:?}")
             }
             Step::Privacy(on) => write!(f, "privacy.enabled = {on}"),
+            // Never the tokens themselves: the log is not for secrets.
+            Step::Tokens(auth) => write!(
+                f,
+                "auth: new tokens (a viewer token {})",
+                if auth.viewer_token.is_empty() {
+                    "is not set"
+                } else {
+                    "is set"
+                }
+            ),
         }
     }
 }
@@ -102,6 +115,9 @@ pub fn steps(running: &Config, wanted: &Config) -> Vec<Step> {
     if running.privacy != wanted.privacy {
         steps.push(Step::Privacy(wanted.privacy.enabled));
     }
+    if running.auth != wanted.auth {
+        steps.push(Step::Tokens(wanted.auth.clone()));
+    }
     steps
 }
 
@@ -127,6 +143,7 @@ pub struct Live {
     pub metrics: Metrics,
     pub fault_injection: Arc<AtomicBool>,
     pub http: Arc<tokio::sync::Mutex<HttpServer>>,
+    pub guard: crate::http::auth::SharedGuard,
 }
 
 impl Live {
@@ -190,6 +207,14 @@ impl Live {
             }
             Step::Privacy(on) => {
                 self.camera.set_privacy(*on).await;
+                Ok(())
+            }
+            Step::Tokens(auth) => {
+                // An admin_token_file that cannot be read fails the change
+                // (and it is rolled back) rather than locking everyone out.
+                let admin = crate::http::auth::admin_token(auth)?;
+                self.guard
+                    .set_tokens(&admin, Some(auth.viewer_token.as_str()));
                 Ok(())
             }
         }

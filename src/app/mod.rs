@@ -185,7 +185,7 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
         ),
         controls: shared.controls.clone(),
         config: config_service.clone(),
-        guard,
+        guard: guard.clone(),
         max_body: config.api.max_body_kib as usize * 1024,
     };
     let output_routes = catalogue.iter().flat_map(|o| o.routes()).collect();
@@ -224,6 +224,7 @@ async fn serve(config: &Config, path: Option<&Path>, started: Instant) -> Result
         metrics,
         fault_injection,
         http: http.clone(),
+        guard,
     };
     tokio::spawn(apply::run(
         applies,

@@ -240,7 +240,8 @@ mod tests {
         assert_eq!(effect("camera.controlsx"), Effect::Process);
         assert_eq!(effect("rtsp.path"), Effect::Restart(&["rtsp", "hls"]));
         assert_eq!(effect("metrics.rate_hz"), Effect::Live);
-        assert_eq!(effect("auth.viewer_token"), Effect::Process);
+        assert_eq!(effect("auth.viewer_token"), Effect::Live);
+        assert_eq!(effect("api.max_body_kib"), Effect::Process);
         assert_eq!(effect("nonsense"), Effect::Process);
     }
 

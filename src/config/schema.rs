@@ -331,11 +331,11 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// Tokens are read once, at start.
+    /// New tokens are checked from the next request on.
     pub const EFFECTS: Effects = &[
-        ("admin_token", Effect::Process),
-        ("admin_token_file", Effect::Process),
-        ("viewer_token", Effect::Process),
+        ("admin_token", Effect::Live),
+        ("admin_token_file", Effect::Live),
+        ("viewer_token", Effect::Live),
     ];
 }
 

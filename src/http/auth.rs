@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -31,10 +31,25 @@ pub enum Role {
     Viewer,
 }
 
-/// The tokens in force and the failure counts per address.
-pub struct Guard {
+/// The digests of the tokens in force.
+struct Tokens {
     admin: [u8; 32],
     viewer: Option<[u8; 32]>,
+}
+
+impl Tokens {
+    fn new(admin: &str, viewer: Option<&str>) -> Self {
+        Self {
+            admin: digest(admin),
+            viewer: viewer.filter(|v| !v.is_empty()).map(digest),
+        }
+    }
+}
+
+/// The tokens in force (replaced live when the file's change) and the
+/// failure counts per address.
+pub struct Guard {
+    tokens: RwLock<Tokens>,
     /// Failures per address and per role tried, and since when.
     failures: Mutex<HashMap<(IpAddr, Role), (u32, Instant)>>,
 }
@@ -48,25 +63,44 @@ fn digest(token: &str) -> [u8; 32] {
 impl Guard {
     pub fn new(admin: &str, viewer: Option<&str>) -> SharedGuard {
         Arc::new(Self {
-            admin: digest(admin),
-            viewer: viewer.filter(|v| !v.is_empty()).map(digest),
+            tokens: RwLock::new(Tokens::new(admin, viewer)),
             failures: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Puts new tokens in force: the next request is checked against them.
+    pub fn set_tokens(&self, admin: &str, viewer: Option<&str>) {
+        let tokens = Tokens::new(admin, viewer);
+        match self.tokens.write() {
+            Ok(mut held) => *held = tokens,
+            Err(poisoned) => *poisoned.into_inner() = tokens,
+        }
+    }
+
+    /// Whether watching needs the viewer token.
+    pub fn viewer_token_set(&self) -> bool {
+        self.read().viewer.is_some()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tokens> {
+        // Tokens are replaced whole; a panic elsewhere cannot leave half.
+        self.tokens.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether `presented` grants `role`. The admin token grants both.
     /// Digests of equal length are compared in constant time, so neither
     /// the content nor the length of a token leaks through timing.
     fn grants(&self, role: Role, presented: Option<&str>) -> bool {
+        let tokens = self.read();
         let Some(presented) = presented.map(digest) else {
-            return role == Role::Viewer && self.viewer.is_none();
+            return role == Role::Viewer && tokens.viewer.is_none();
         };
-        let admin: bool = presented.ct_eq(&self.admin).into();
+        let admin: bool = presented.ct_eq(&tokens.admin).into();
         match role {
             Role::Admin => admin,
             Role::Viewer => {
                 admin
-                    || self
+                    || tokens
                         .viewer
                         .is_none_or(|viewer| bool::from(presented.ct_eq(&viewer)))
             }
@@ -223,7 +257,7 @@ fn state_dir() -> PathBuf {
 }
 
 /// 32 random bytes from the kernel, as hex.
-fn generate() -> Result<String> {
+pub fn generate() -> Result<String> {
     random_hex(32).context("a new admin token")
 }
 
@@ -269,6 +303,16 @@ mod tests {
         assert!(!guard.grants(Role::Admin, None));
         assert!(!guard.grants(Role::Viewer, None));
         assert!(!guard.grants(Role::Admin, Some("admin ")));
+    }
+
+    #[test]
+    fn new_tokens_take_effect_at_once() {
+        let guard = Guard::new("admin", None);
+        guard.set_tokens("rotated", Some("viewer"));
+        assert!(!guard.grants(Role::Admin, Some("admin")));
+        assert!(guard.grants(Role::Admin, Some("rotated")));
+        assert!(!guard.grants(Role::Viewer, None));
+        assert!(guard.viewer_token_set());
     }
 
     #[test]

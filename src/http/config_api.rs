@@ -1,5 +1,6 @@
 //! Remote configuration:
-//! - `GET /api/config` — the file (secrets redacted) with its `ETag`;
+//! - `GET /api/config` — the file (secrets redacted) with its `ETag`; as
+//!   JSON settings with `Accept: application/json`;
 //! - `PUT /api/config` — a whole new file;
 //! - `PATCH /api/config` — a TOML fragment merged key by key;
 //! - `POST /api/config/validate` — a dry run: the changes and what each
@@ -72,8 +73,19 @@ fn write_request<'a>(headers: &HeaderMap, body: &'a Bytes) -> Result<(String, &'
     Ok((if_match, text_of(body)?))
 }
 
-pub async fn get(State(state): State<AppState>) -> Response {
+/// The file as TOML; with `Accept: application/json`, the settings it
+/// holds as JSON (every default filled in, secrets redacted) — what a page
+/// shows in its fields without a TOML parser.
+pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (text, revision) = state.config.get().await;
+    let json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
+    if json {
+        let settings = crate::config::diff::redacted_json(&state.config.config().await);
+        return ([etag(&revision)], Json(settings)).into_response();
+    }
     (
         [
             (

@@ -28,6 +28,21 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/settings.js"),
     ),
     (
+        "settings-core.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/settings-core.js"),
+    ),
+    (
+        "settings-camera.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/settings-camera.js"),
+    ),
+    (
+        "settings-overlay.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/settings-overlay.js"),
+    ),
+    (
         "settings.css",
         "text/css; charset=utf-8",
         include_bytes!("../../assets/settings.css"),

@@ -4,6 +4,7 @@
 //! beside the rest; `server` is its accept loop and connection limits.
 
 pub mod auth;
+mod camera;
 mod config_api;
 mod controls;
 mod dashboard;
@@ -14,6 +15,7 @@ mod outputs;
 mod overlay;
 mod privacy;
 pub mod server;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -81,6 +83,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/api/outputs/{name}/start", Access::Admin),
     ("POST", "/api/outputs/{name}/stop", Access::Admin),
     ("POST", "/api/outputs/{name}/fault", Access::Admin),
+    ("GET", "/api/camera", Access::Admin),
     ("GET", "/api/camera/controls", Access::Viewer),
     ("GET", "/api/camera/controls/{name}", Access::Viewer),
     ("PUT", "/api/camera/controls/{name}", Access::Admin),
@@ -96,6 +99,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("DELETE", "/api/overlay/layers/{name}", Access::Admin),
     ("GET", "/api/privacy", Access::Viewer),
     ("POST", "/api/privacy", Access::Admin),
+    ("GET", "/api/tokens", Access::Admin),
+    ("POST", "/api/tokens/{role}", Access::Admin),
+    ("DELETE", "/api/tokens/{role}", Access::Admin),
 ];
 
 /// Who may use a route.
@@ -131,6 +137,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("POST", "/api/outputs/{name}/start") => post(outputs::start),
         ("POST", "/api/outputs/{name}/stop") => post(outputs::stop),
         ("POST", "/api/outputs/{name}/fault") => post(outputs::inject),
+        ("GET", "/api/camera") => get(camera::modes),
         ("GET", "/api/camera/controls") => get(controls::list),
         ("GET", "/api/camera/controls/{name}") => get(controls::get_one),
         ("PUT", "/api/camera/controls/{name}") => put(controls::set),
@@ -146,6 +153,9 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("DELETE", "/api/overlay/layers/{name}") => delete(overlay::delete),
         ("GET", "/api/privacy") => get(privacy::get),
         ("POST", "/api/privacy") => post(privacy::set),
+        ("GET", "/api/tokens") => get(tokens::get),
+        ("POST", "/api/tokens/{role}") => post(tokens::rotate),
+        ("DELETE", "/api/tokens/{role}") => delete(tokens::clear),
         _ => return None,
     })
 }

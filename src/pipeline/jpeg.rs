@@ -29,6 +29,10 @@ const LOOK: Duration = Duration::from_millis(100);
 pub struct JpegTap {
     frames: FrameTap<JpegFrame>,
     settings: watch::Sender<JpegConfig>,
+    /// When a client last subscribed. A snapshot holds its subscription for
+    /// a few ms, too short for the keeper to see: a page polling snapshots
+    /// must keep the encoder running between its requests all the same.
+    asked: Arc<Mutex<Option<Instant>>>,
 }
 
 impl JpegTap {
@@ -38,6 +42,7 @@ impl JpegTap {
         let tap = Self {
             frames: FrameTap::default(),
             settings: watch::channel(settings).0,
+            asked: Arc::default(),
         };
         tokio::spawn(keep(tap.clone(), raw, inventory));
         tap
@@ -45,7 +50,17 @@ impl JpegTap {
 
     /// JPEG frames from now on (the encoder starts if it was idle).
     pub fn subscribe(&self) -> watch::Receiver<Option<Arc<JpegFrame>>> {
+        if let Ok(mut asked) = self.asked.lock() {
+            *asked = Some(Instant::now());
+        }
         self.frames.subscribe()
+    }
+
+    /// Whether someone watches, or asked for a frame since the keeper's
+    /// last look.
+    fn wanted(&self) -> bool {
+        let asked = self.asked.lock().ok().and_then(|asked| *asked);
+        self.frames.watched() || asked.is_some_and(|at| at.elapsed() < LOOK * 2)
     }
 
     /// The last frame encoded, if the encoder ran.
@@ -86,7 +101,7 @@ async fn keep(tap: JpegTap, raw: FrameTap<RawFrame>, inventory: Inventory) {
         if changed {
             settings.borrow_and_update();
         }
-        let watched = tap.frames.watched();
+        let watched = tap.wanted();
         unwatched_since = match (watched, unwatched_since) {
             (true, _) => None,
             (false, None) => Some(Instant::now()),

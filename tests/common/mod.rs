@@ -17,6 +17,7 @@ use edgecam::source::identity::unix_time_us;
 use edgecam::source::stamp::{self, Stamp};
 
 pub mod metrics_ws;
+pub mod picture;
 pub mod systemd_vm;
 pub mod vm;
 
