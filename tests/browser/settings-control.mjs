@@ -1,0 +1,45 @@
+// Moves one camera control's slider on the settings page, as a person would
+// (a real camera's controls: run against vivid in tests/vm.rs), and reports
+// the modes the page offers and what the page said, as one JSON line.
+// Usage: node settings-control.mjs URL ADMIN_TOKEN CONTROL VALUE
+import { chromium } from "playwright-core";
+
+const [url, adminToken, control, value] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+const report = {};
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(String(error)));
+  page.on("console", (message) => {
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
+      errors.push(message.text());
+    }
+  });
+  await page.goto(url, { waitUntil: "load" });
+  await page.fill("#token", adminToken);
+  await page.click("#sign-in button");
+  const slider = `#control-${control}`;
+  // An emulated guest is slow: give the first listing time.
+  await page.waitForSelector(slider, { timeout: 60000 });
+  await page.waitForFunction(() => document.querySelectorAll("#mode option").length > 0, null, { timeout: 60000 });
+  report.modes = await page.$$eval("#mode option", (options) => options.map((o) => o.textContent));
+  report.controls = await page.$$eval("#controls .control", (rows) => rows.map((r) => r.dataset.control));
+  report.kind = await page.$eval(slider, (input) => input.type);
+  await page.fill(slider, value);
+  await page.waitForFunction((name) => new RegExp(`camera\\.controls\\.${name}`)
+    .test(document.getElementById("controls-message").textContent), control, { timeout: 60000 });
+  report.said = await page.$eval("#controls-message", (m) => m.textContent);
+  report.shown = await page.$eval(`${slider} + output`, (o) => o.textContent);
+  report.errors = errors;
+  console.log(JSON.stringify(report));
+} catch (error) {
+  report.failed = String(error);
+  console.log(JSON.stringify(report));
+} finally {
+  await browser.close();
+}
