@@ -58,10 +58,25 @@ pub fn open(config: &GpioConfig) -> Option<Lines> {
     }
     let pi = config.backend == GpioBackend::Rppal
         || (config.backend == GpioBackend::Auto && is_raspberry_pi());
+    let character_device =
+        || cdev::Cdev::open(&config.chip).map(|d| Box::new(d) as Box<dyn Driver>);
     let driver: Result<Box<dyn Driver>> = if pi {
-        pi::Pi::open().map(|d| Box::new(d) as Box<dyn Driver>)
+        pi::Pi::open()
+            .map(|d| Box::new(d) as Box<dyn Driver>)
+            .or_else(|err| {
+                if config.backend != GpioBackend::Auto {
+                    return Err(err);
+                }
+                // Debian's own kernel on a Pi has no /dev/gpiomem (a
+                // Raspberry Pi kernel driver); its GPIO character device
+                // numbers the lines as the BCM numbers.
+                tracing::info!(
+                    "gpio: rppal cannot reach the Pi's GPIO ({err:#}); using the GPIO character device"
+                );
+                character_device()
+            })
     } else {
-        cdev::Cdev::open(&config.chip).map(|d| Box::new(d) as Box<dyn Driver>)
+        character_device()
     };
     let opened = driver.and_then(|mut driver| {
         let lines = open_with(driver.as_mut(), config)?;
