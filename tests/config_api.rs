@@ -52,15 +52,8 @@ fn admin() -> String {
 fn get_config(edgecam: &Edgecam) -> (String, String) {
     let reply = http_with("GET", &edgecam.http_url("/api/config"), &[&admin()], None);
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let etag = header(&reply, "etag").expect("an ETag");
+    let etag = reply.header("etag").expect("an ETag");
     (reply.body, etag)
-}
-
-fn header(reply: &HttpReply, name: &str) -> Option<String> {
-    reply.head.lines().find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        (key.trim() == name).then(|| value.trim().to_owned())
-    })
 }
 
 fn write(edgecam: &Edgecam, method: &str, etag: &str, body: &str) -> HttpReply {
@@ -96,7 +89,7 @@ fn a_patch_changes_one_key_live_and_keeps_every_comment() {
     let reply = write(&edgecam, "PUT", &etag, &commented);
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), commented);
-    let etag = header(&reply, "etag").expect("a new ETag");
+    let etag = reply.header("etag").expect("a new ETag");
 
     // A viewer watches while the bitrate changes.
     let url = edgecam.url();
@@ -484,7 +477,7 @@ fn a_kill_during_writes_never_leaves_a_torn_file() {
                 break;
             }
             writes += 1;
-            etag = header(&reply, "etag").unwrap_or_default();
+            etag = reply.header("etag").unwrap_or_default();
         }
         killer.join().unwrap();
         kills += 1;
@@ -516,7 +509,7 @@ fn a_resolution_change_rebuilds_and_a_broken_one_rolls_back() {
     let reply = write(&edgecam, "PATCH", &etag, "[metrics]\nrate_hz = 5\n");
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.contains("\"effect\":\"live\""), "{}", reply.body);
-    let etag = header(&reply, "etag").unwrap();
+    let etag = reply.header("etag").unwrap();
     assert_kept_playing(&viewer.join().expect("viewer"));
     assert_eq!(
         edgecam.metric(RTSP_JOINS),
@@ -544,7 +537,7 @@ fn a_resolution_change_rebuilds_and_a_broken_one_rolls_back() {
         patched.elapsed().as_millis()
     );
     common::assert_h264(&stream, (320, 180));
-    let etag = header(&reply, "etag").unwrap();
+    let etag = reply.header("etag").unwrap();
     let saved = std::fs::read_to_string(&path).unwrap();
     assert!(saved.contains("width = 320"), "{saved}");
 
@@ -587,7 +580,7 @@ fn the_http_server_moves_to_a_new_address() {
             &[&admin()],
             None,
         );
-        (reply.body.clone(), header(&reply, "etag").unwrap())
+        (reply.body.clone(), reply.header("etag").unwrap())
     };
     let if_match = format!("If-Match: {etag}");
     let back = format!("[http]\nbind = \"127.0.0.1:{}\"\n", edgecam.http_port);

@@ -31,6 +31,28 @@ TEST_PACKAGES=(ffmpeg gstreamer1.0-tools curl prometheus chromium systemd
 # guest's disk (scripts/vm/build-systemd): a Debian root made by mmdebstrap,
 # packed into an ext4 image by mke2fs (e2fsprogs).
 VM_PACKAGES=(qemu-system-x86 busybox-static mmdebstrap e2fsprogs)
+# The Raspberry Pi image (scripts/image): an arm64 Debian root by mmdebstrap,
+# its maintainer scripts run by qemu-user-static through binfmt_misc; the
+# partitions made as files (dosfstools, mtools, e2fsprogs) and put together
+# with sfdisk (fdisk). Booting it (tests/image.rs): qemu-system-aarch64,
+# and qemu-img for a throw-away, larger overlay of the image.
+IMAGE_PACKAGES=(mmdebstrap arch-test qemu-user-static binfmt-support dosfstools mtools e2fsprogs fdisk
+  qemu-system-arm qemu-utils)
+
+# arm64 programs run through qemu-user-static: binfmt_misc must know it.
+# Debian's qemu-user-static registers it where systemd-binfmt or
+# binfmt-support run at boot; on a machine booted without them (a CI
+# container) it is registered here, from the package's own definition.
+need_arm64_binfmt() {
+  local registry=/proc/sys/fs/binfmt_misc
+  if [ ! -e "$registry/register" ]; then
+    $SUDO mount -t binfmt_misc binfmt_misc "$registry"
+  fi
+  if [ ! -e "$registry/qemu-aarch64" ]; then
+    $SUDO update-binfmts --enable qemu-aarch64 2>/dev/null \
+      || cat /usr/lib/binfmt.d/qemu-aarch64.conf | $SUDO tee "$registry/register" > /dev/null
+  fi
+}
 
 apt_install() {
   if [ -z "$APT_UPDATED" ]; then

@@ -572,6 +572,16 @@ pub struct HttpReply {
     pub body: String,
 }
 
+impl HttpReply {
+    /// The value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_owned())
+        })
+    }
+}
+
 /// `curl -si -X METHOD URL`.
 pub fn http(method: &str, url: &str) -> HttpReply {
     http_with_body(method, url, None)

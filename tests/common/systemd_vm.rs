@@ -98,38 +98,49 @@ impl SystemdVm {
     /// The same with `vivid_options` (space separated) for the camera.
     pub fn boot_with(vivid_options: &str, guest_ports: &[u16]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let socket = dir.path().join("qga.sock");
-        let forwards: HashMap<u16, u16> = guest_ports
-            .iter()
-            .map(|&guest| (guest, free_port()))
-            .collect();
-        let child = super::vm::qemu(
+        let forwards = forwards(guest_ports);
+        let mut qemu = super::vm::qemu(
             dir.path(),
             &format!(
                 "panic=-1 edgecam.root=/dev/vda edgecam.vivid={}",
                 vivid_options.replace(' ', "+")
             ),
             &forwards,
-        )
+        );
         // snapshot=on: the guest's writes go to a temporary overlay,
         // never into the image.
-        .arg("-drive")
-        .arg(format!(
+        qemu.arg("-drive").arg(format!(
             "file={},if=virtio,format=raw,snapshot=on",
             image_dir().join("systemd/root.img").display()
-        ))
-        .args(["-device", "virtio-serial-pci"])
-        .arg("-chardev")
-        .arg(format!(
-            "socket,id=qga,path={},server=on,wait=off",
-            socket.display()
-        ))
-        .args([
-            "-device",
-            "virtserialport,chardev=qga,name=org.qemu.guest_agent.0",
-        ])
-        .spawn()
-        .expect("qemu-system-x86_64 (package qemu-system-x86)");
+        ));
+        Self::start(dir, forwards, qemu, BOOT_LIMIT)
+    }
+
+    /// Starts `qemu` (a machine whose serial console goes to
+    /// `dir/console.log`, with `forwards` as its loopback forwards) with the
+    /// guest agent's port added, and waits up to `limit` for the agent to
+    /// answer. Any Debian guest with qemu-guest-agent will do: the amd64
+    /// guest above, the arm64 Raspberry Pi image (tests/image.rs).
+    pub fn start(
+        dir: tempfile::TempDir,
+        forwards: HashMap<u16, u16>,
+        mut qemu: std::process::Command,
+        limit: Duration,
+    ) -> Self {
+        let socket = dir.path().join("qga.sock");
+        let child = qemu
+            .args(["-device", "virtio-serial-pci"])
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=qga,path={},server=on,wait=off",
+                socket.display()
+            ))
+            .args([
+                "-device",
+                "virtserialport,chardev=qga,name=org.qemu.guest_agent.0",
+            ])
+            .spawn()
+            .expect("qemu (packages qemu-system-x86, qemu-system-arm)");
         let started = Instant::now();
         let mut vm = Self {
             child: Some(child),
@@ -139,7 +150,7 @@ impl SystemdVm {
             started,
             booted: Duration::ZERO,
         };
-        let agent = vm.connect_agent(&socket);
+        let agent = vm.connect_agent(&socket, limit);
         vm.agent = Mutex::new(agent);
         vm.booted = started.elapsed();
         vm
@@ -150,8 +161,8 @@ impl SystemdVm {
     /// socket waits in qemu, unanswered; each try therefore asks with a new
     /// id, and once one is answered a last exchange with a fresh id drains
     /// the answers to the earlier tries.
-    fn connect_agent(&mut self, socket: &Path) -> Agent {
-        let deadline = self.started + BOOT_LIMIT;
+    fn connect_agent(&mut self, socket: &Path, limit: Duration) -> Agent {
+        let deadline = self.started + limit;
         let mut agent = Agent::default();
         while Instant::now() < deadline {
             self.assert_running();
@@ -183,7 +194,7 @@ impl SystemdVm {
             }
         }
         panic!(
-            "the guest agent did not answer within {BOOT_LIMIT:?} of qemu's start:\n{}",
+            "the guest agent did not answer within {limit:?} of qemu's start:\n{}",
             self.serial_log()
         );
     }
@@ -272,6 +283,14 @@ impl SystemdVm {
             }
         }
     }
+}
+
+/// A free loopback port for each of `guest_ports`: guest port → host port.
+pub fn forwards(guest_ports: &[u16]) -> HashMap<u16, u16> {
+    guest_ports
+        .iter()
+        .map(|&guest| (guest, free_port()))
+        .collect()
 }
 
 /// The disk holds the .deb it was built from, not the code being tested:

@@ -106,10 +106,6 @@ pub fn image_dir() -> PathBuf {
 /// → host port). `append` is the rest of the kernel command line; the caller
 /// adds its disks or shares and spawns it.
 pub fn qemu(dir: &Path, append: &str, forwards: &HashMap<u16, u16>) -> Command {
-    let mut nic = "user,model=virtio-net-pci,restrict=on".to_owned();
-    for (guest, host) in forwards {
-        nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
-    }
     let images = image_dir();
     let console = std::fs::File::create(dir.join("console.log")).expect("console log");
     let mut command = Command::new("qemu-system-x86_64");
@@ -124,11 +120,21 @@ pub fn qemu(dir: &Path, append: &str, forwards: &HashMap<u16, u16>) -> Command {
         .arg(images.join("initramfs.cpio.gz"))
         .arg("-append")
         .arg(format!("console=ttyS0 {append}"))
-        .args(["-nic", &nic])
+        .args(["-nic", &user_nic(forwards)])
         .stdin(Stdio::null())
         .stdout(console)
         .stderr(Stdio::null());
     command
+}
+
+/// qemu's user network for a guest that reaches nothing but the loopback
+/// forwards in `forwards` (guest port → host port).
+pub fn user_nic(forwards: &HashMap<u16, u16>) -> String {
+    let mut nic = "user,model=virtio-net-pci,restrict=on".to_owned();
+    for (guest, host) in forwards {
+        nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    nic
 }
 
 impl Vm {
