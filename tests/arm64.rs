@@ -19,16 +19,13 @@ fn cross_dir() -> PathBuf {
 fn built() -> Option<(PathBuf, PathBuf)> {
     let binary = cross_dir().join("aarch64-unknown-linux-gnu/release/edgecam");
     let root = cross_dir().join("runtime-arm64");
-    if binary.exists() && root.join(".complete").exists() {
-        return Some((binary, root));
-    }
-    let message = "the arm64 build is missing: run scripts/cross-arm64";
-    assert!(
-        std::env::var_os("EDGECAM_REQUIRE_ARM64").is_none(),
-        "{message}"
-    );
-    eprintln!("SKIPPED: {message}");
-    None
+    let present = binary.exists() && root.join(".complete").exists();
+    common::prerequisite(
+        present,
+        "EDGECAM_REQUIRE_ARM64",
+        "the arm64 build is missing: run scripts/cross-arm64",
+    )
+    .then_some((binary, root))
 }
 
 /// `qemu-aarch64-static -L ROOT BINARY ARGS…` with GStreamer looking only

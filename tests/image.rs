@@ -38,15 +38,11 @@ fn available() -> bool {
     let present = ["edgecam-rpi-arm64.img", "vmlinuz", "initrd.img"]
         .iter()
         .all(|f| image_dir().join(f).exists());
-    if !present {
-        let message = "the Raspberry Pi image is missing: run scripts/image";
-        assert!(
-            std::env::var_os("EDGECAM_REQUIRE_IMAGE").is_none(),
-            "{message}"
-        );
-        eprintln!("SKIPPED: {message}");
-    }
-    present
+    common::prerequisite(
+        present,
+        "EDGECAM_REQUIRE_IMAGE",
+        "the Raspberry Pi image is missing: run scripts/image",
+    )
 }
 
 fn run(command: &mut Command) {

@@ -26,6 +26,18 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_edgecam");
 /// The admin token every test configuration sets; `http` sends it.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// Whether something a script builds (a VM image, the arm64 build, the
+/// Raspberry Pi image) is there. Without it a test says so loudly and
+/// passes, unless `require` is set in the environment (scripts/test sets
+/// each after building its part), where a missing part is a failure.
+pub fn prerequisite(present: bool, require: &str, message: &str) -> bool {
+    if !present {
+        assert!(std::env::var_os(require).is_none(), "{message}");
+        eprintln!("SKIPPED: {message}");
+    }
+    present
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

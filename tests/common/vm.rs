@@ -145,15 +145,11 @@ impl Vm {
         let present = ["vmlinuz", "initramfs.cpio.gz"]
             .iter()
             .all(|f| image_dir().join(f).exists());
-        if !present {
-            let message = "the VM image is missing: run scripts/vm/build";
-            assert!(
-                std::env::var_os("EDGECAM_REQUIRE_VM").is_none(),
-                "{message}"
-            );
-            eprintln!("SKIPPED: {message}");
-        }
-        present
+        super::prerequisite(
+            present,
+            "EDGECAM_REQUIRE_VM",
+            "the VM image is missing: run scripts/vm/build",
+        )
     }
 
     /// Boots a guest with `vivid` loaded with `vivid_options` (space
