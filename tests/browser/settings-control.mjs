@@ -2,25 +2,12 @@
 // (a real camera's controls: run against vivid in tests/vm.rs), and reports
 // the modes the page offers and what the page said, as one JSON line.
 // Usage: node settings-control.mjs URL ADMIN_TOKEN CONTROL VALUE
-import { chromium } from "playwright-core";
+import { openSettings } from "./settings-page.mjs";
 
 const [url, adminToken, control, value] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const { browser, page, errors } = await openSettings(url);
 const report = {};
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(String(error)));
-  page.on("console", (message) => {
-    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
-      errors.push(message.text());
-    }
-  });
-  await page.goto(url, { waitUntil: "load" });
   await page.fill("#token", adminToken);
   await page.click("#sign-in button");
   const slider = `#control-${control}`;

@@ -7,27 +7,12 @@
 // and refused, a conflicting edit shown, the tokens rotated, and the page at
 // phone width. Usage:
 // node settings.mjs URL ADMIN_TOKEN SCREENSHOT.png
-import { chromium } from "playwright-core";
+import { openSettings } from "./settings-page.mjs";
 
 const [url, adminToken, screenshot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const { browser, page, errors } = await openSettings(url);
 const report = {};
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors = [];
-  page.on("pageerror", (error) => errors.push(String(error)));
-  // The page's own errors; the browser's network log ("Failed to load
-  // resource" for the refusals this run provokes, the favicon) is not one.
-  page.on("console", (message) => {
-    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
-      errors.push(message.text());
-    }
-  });
-  await page.goto(url, { waitUntil: "load" });
   const text = (id) => page.$eval(`#${id}`, (element) => element.textContent);
   const waitText = (id, pattern, timeout = 15000) => page.waitForFunction(
     ([id, source]) => new RegExp(source).test(document.getElementById(id).textContent),
@@ -92,18 +77,16 @@ try {
     await action();
     await waitText("layers-message", new RegExp(`^${name}: done`));
   };
-  await page.fill("#layer-name", "label");
-  await page.selectOption("#layer-kind", "text");
-  await page.fill("#layer-text", "HELLO {camera}");
-  await page.selectOption("#layer-anchor", "bottom-left");
-  await page.click("#add-layer button[type=submit]");
-  await page.waitForSelector('#layers .layer[data-layer="label"]');
-  await page.fill("#layer-name", "clock");
-  await page.selectOption("#layer-kind", "clock");
-  await page.fill("#layer-text", "");
-  await page.selectOption("#layer-anchor", "top-right");
-  await page.click("#add-layer button[type=submit]");
-  await page.waitForSelector('#layers .layer[data-layer="clock"]');
+  const addLayer = async (name, kind, words, anchor) => {
+    await page.fill("#layer-name", name);
+    await page.selectOption("#layer-kind", kind);
+    await page.fill("#layer-text", words);
+    await page.selectOption("#layer-anchor", anchor);
+    await page.click("#add-layer button[type=submit]");
+    await page.waitForSelector(`#layers .layer[data-layer="${name}"]`);
+  };
+  await addLayer("label", "text", "HELLO {camera}", "bottom-left");
+  await addLayer("clock", "clock", "", "top-right");
   report.added = await order();
   await layerDone("label", () => page.fill('#layers .layer[data-layer="label"] input[type=range]', "50"));
   await page.click('#layers .layer[data-layer="label"] button[title="on top of the next"]');
