@@ -2,12 +2,10 @@
 // (a real camera's controls: run against vivid in tests/vm.rs), and reports
 // the modes the page offers and what the page said, as one JSON line.
 // Usage: node settings-control.mjs URL ADMIN_TOKEN CONTROL VALUE
-import { openSettings } from "./settings-page.mjs";
+import { reportSettings } from "./settings-page.mjs";
 
 const [url, adminToken, control, value] = process.argv.slice(2);
-const { browser, page, errors } = await openSettings(url);
-const report = {};
-try {
+await reportSettings(url, async (page, report) => {
   await page.fill("#token", adminToken);
   await page.click("#sign-in button");
   const slider = `#control-${control}`;
@@ -22,11 +20,4 @@ try {
     .test(document.getElementById("controls-message").textContent), control, { timeout: 60000 });
   report.said = await page.$eval("#controls-message", (m) => m.textContent);
   report.shown = await page.$eval(`${slider} + output`, (o) => o.textContent);
-  report.errors = errors;
-  console.log(JSON.stringify(report));
-} catch (error) {
-  report.failed = String(error);
-  console.log(JSON.stringify(report));
-} finally {
-  await browser.close();
-}
+});

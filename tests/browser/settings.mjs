@@ -7,12 +7,10 @@
 // and refused, a conflicting edit shown, the tokens rotated, and the page at
 // phone width. Usage:
 // node settings.mjs URL ADMIN_TOKEN SCREENSHOT.png
-import { openSettings } from "./settings-page.mjs";
+import { reportSettings } from "./settings-page.mjs";
 
 const [url, adminToken, screenshot] = process.argv.slice(2);
-const { browser, page, errors } = await openSettings(url);
-const report = {};
-try {
+await reportSettings(url, async (page, report) => {
   const text = (id) => page.$eval(`#${id}`, (element) => element.textContent);
   const waitText = (id, pattern, timeout = 15000) => page.waitForFunction(
     ([id, source]) => new RegExp(source).test(document.getElementById(id).textContent),
@@ -200,11 +198,4 @@ try {
   await page.click("#sign-out");
   report.signedOut = await page.evaluate(() => sessionStorage.getItem("edgecam-admin-token") === null
     && !document.getElementById("sign-in").hidden);
-  report.errors = errors;
-  console.log(JSON.stringify(report));
-} catch (error) {
-  report.failed = String(error);
-  console.log(JSON.stringify(report));
-} finally {
-  await browser.close();
-}
+});
